@@ -1,0 +1,63 @@
+"""The ``egg`` console script: one entry point, one Hydra app per command."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str
+    summary: str
+
+
+# name -> module holding a ``main()``; a command is listed only once it does real work.
+COMMANDS: dict[str, Command] = {
+    "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
+    "info": Command("egg_cli.cli.info", "summarize a dataset, checkpoint or run folder"),
+}
+
+USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
+
+
+def print_help() -> None:
+    print(USAGE)
+    print("\ncommands:")
+    width = max(len(name) for name in COMMANDS)
+    for name, cmd in COMMANDS.items():
+        print(f"  {name:<{width}}  {cmd.summary}")
+    print("\nerrors print one line and exit 2; set debug=true or HYDRA_FULL_ERROR=1 for a traceback.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatch ``egg <command> ...`` to the command's Hydra app."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print_help()
+        return
+    if argv[0] in ("-V", "--version"):
+        from egg_cli import __version__
+
+        print(f"egg {__version__}")
+        return
+    name, rest = argv[0], argv[1:]
+    # two-word commands such as ``egg rsm map``
+    if rest and f"{name} {rest[0]}" in COMMANDS:
+        name, rest = f"{name} {rest[0]}", rest[1:]
+    if name not in COMMANDS:
+        print(f"egg: error: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[name].module)
+    sys.argv = [f"egg {name}", *rest]
+    from egg_cli.cli import app
+
+    try:
+        module.main()
+    except SystemExit as exit_:
+        # Hydra exits with 1 on a bad override or unknown config value, before the task runs.
+        if exit_.code == 1 and not app.task_started:
+            sys.exit(2)
+        raise
