@@ -17,6 +17,8 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
     "info": Command("egg_cli.cli.info", "summarize a dataset, checkpoint or run folder"),
+    "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
+    "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
 }
 
 USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
