@@ -62,8 +62,8 @@ class SynthesisMethod:
         """Optimize one chunk: element ``b`` works on ``problem[b]`` from seed ``seeds[b]``."""
         raise NotImplementedError
 
-    def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device) -> None:
-        """One single-element forward and backward pass of a step (for memory estimates)."""
+    def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device, batch: int = 1) -> None:
+        """One step's forward and backward pass at batch size ``batch`` (for memory estimates)."""
         raise NotImplementedError
 
     @property

@@ -219,6 +219,7 @@ class GradientAscent(SynthesisMethod):
             scores = objective(final, problem)
         return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace)
 
-    def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device) -> None:
-        image = torch.randn(1, *adapter.source_shape, device=device, requires_grad=True)
-        objective(adapter(image), torch.zeros(1, dtype=torch.long, device=device)).sum().backward()
+    def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device, batch: int = 1) -> None:
+        image = torch.randn(batch, *adapter.source_shape, device=device, requires_grad=True)
+        score = objective(adapter.with_norm(None)(image), torch.zeros(batch, dtype=torch.long, device=device))
+        torch.autograd.grad(score.sum(), image)

@@ -37,6 +37,10 @@ class Objective:
     def __call__(self, images: torch.Tensor, problem: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def score_all(self, images: torch.Tensor) -> torch.Tensor:
+        """Score of every image for every problem: (B, n_problems), one model pass."""
+        raise NotImplementedError
+
     def with_model(self, model: nn.Module) -> "Objective":
         """The same objective scored by another model (held-out models, ground truth)."""
         raise NotImplementedError
@@ -99,6 +103,10 @@ class NeuronObjective(Objective):
         responses = self.model(images)
         units = self._units.to(responses.device)[problem.to(responses.device)]
         score = responses.gather(1, units[:, None])[:, 0]
+        return -score if self.inhibitory else score
+
+    def score_all(self, images: torch.Tensor) -> torch.Tensor:
+        score = self.model(images)[:, self._units.to(images.device)]
         return -score if self.inhibitory else score
 
     def with_model(self, model: nn.Module) -> "NeuronObjective":
@@ -165,6 +173,10 @@ class ReconstructionObjective(Objective):
         responses = self.model(images)
         target = self.targets.to(responses.device)[problem.to(responses.device)]
         return -((responses - target) ** 2).mean(dim=1)
+
+    def score_all(self, images: torch.Tensor) -> torch.Tensor:
+        responses = self.model(images)
+        return -((responses[:, None, :] - self.targets.to(responses.device)[None]) ** 2).mean(dim=2)
 
     def with_model(self, model: nn.Module) -> "ReconstructionObjective":
         if self.target_images is not None:
