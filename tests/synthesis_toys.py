@@ -40,7 +40,7 @@ class LinearNonlinear(nn.Module):
 def gabor_neurons(n: int = 4, size: int = 24) -> LinearNonlinear:
     """``n`` LN neurons with Gabor receptive fields of different orientations and positions."""
     weights = torch.stack(
-        [gabor(size, wavelength=8.0, theta=k * math.pi / n, sigma=size / 6, center=(k - n / 2, n / 2 - k)) for k in range(n)]
+        [gabor(size, wavelength=12.0, theta=k * math.pi / n, sigma=size / 6, center=(k - n / 2, n / 2 - k)) for k in range(n)]
     )
     return LinearNonlinear(weights[:, None] / 10, bias=-1.0, test_correlation=np.linspace(0.2, 0.8, n))
 

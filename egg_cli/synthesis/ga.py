@@ -215,7 +215,7 @@ class GradientAscent(SynthesisMethod):
             if on_step is not None:
                 on_step(step + 1)
         with torch.no_grad():
-            final = adapter(image_param())
+            final = view(image_param())  # the constrained iterate (clipping may leave it below the norm)
             scores = objective(final, problem)
         return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace)
 
