@@ -17,6 +17,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
     "info": Command("egg_cli.cli.info", "summarize a dataset, checkpoint or run folder"),
+    "evaluate": Command("egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"),
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
 }
