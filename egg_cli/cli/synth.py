@@ -167,8 +167,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         result.score_sources["ground_truth"] = truth_path
         check_finite(result.scores["ground_truth"], result, "ground_truth")
     result.natural = _natural(cfg, objective, data, result, device)
-    result.attrs = {"model": model_spec, "config": OmegaConf.to_yaml(cfg, resolve=True),
-                    "egg_version": __import__("egg_cli").__version__}
+    result.attrs = {"model": model_spec, "heldout": _heldout_specs(cfg.heldout), "dataset": data.path or "",
+                    "config": OmegaConf.to_yaml(cfg, resolve=True), "egg_version": __import__("egg_cli").__version__}
     write_synthesis(out / "synthesis.h5", result)
     write_csv(out / "synthesis.csv", _rows(result))
     synthesis_grid(result, out / f"grid_{result.method}.png")
