@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Benchmark of `egg synth`: ratios measured in one run on the same model and neurons.
+
+(a) time per MEI of EGG (50 and 100 respaced steps) over GA (1000 steps), with the mean
+    activation each method reaches (and the best natural image at the same contrast, if a
+    dataset is given);
+(b) time of N neurons (default 32) in one batched GA call over N single-neuron calls, with the
+    largest difference between the batched and the single images (independence check).
+
+    python scripts/bench_synth.py --model outputs/train/<run>/model.pt --prior default \
+        [--dataset outputs/simulate/<run>/dataset.h5] [--mei-neurons 4] [--batch-neurons 32]
+
+Absolute times depend on the machine; the ratios are what this prints for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def timed(fn):
+    """Run ``fn`` once and return (result, seconds)."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", required=True, help="checkpoint(s); several form an ensemble")
+    parser.add_argument("--prior", default="default", help="diffusion prior for EGG (default, spectral, a path)")
+    parser.add_argument("--dataset", default=None, help="dataset.h5 for the best-natural-image reference")
+    parser.add_argument("--mei-neurons", type=int, default=4, help="neurons for (a), the best by test correlation")
+    parser.add_argument("--batch-neurons", type=int, default=32, help="neurons for (b)")
+    parser.add_argument("--ga-steps", type=int, default=1000)
+    parser.add_argument("--batch-ga-steps", type=int, default=50, help="GA steps per call in (b)")
+    parser.add_argument("--energy-scale", type=float, default=5.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = parser.parse_args()
+
+    from egg_cli.models import load_model
+    from egg_cli.runtime import resolve_device, seed_everything
+    from egg_cli.synthesis import EnergyGuidedDiffusion, GradientAscent, NeuronObjective, natural_reference, synthesize
+    from egg_cli.synthesis.objectives import select_neurons
+
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    model = load_model(args.model if len(args.model) > 1 else args.model[0], device)
+    ranked = select_neurons(f"top_{model.n_neurons}", model) if getattr(model, "test_correlation", None) is not None \
+        else list(range(model.n_neurons))
+    mei_neurons = ranked[: args.mei_neurons]
+    seeds = [args.seed]
+    objective = NeuronObjective(model, mei_neurons)
+    n = len(mei_neurons)
+    print(f"model {args.model} ({model.n_neurons} neurons, input {model.input_shape}), device {device}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"(a) {n} neurons {mei_neurons}, seed {args.seed}, one batch per method")
+
+    runs = {}
+    ga = GradientAscent(steps=args.ga_steps)
+    runs["ga"], _ = timed(lambda: synthesize(ga, objective, seeds, device, batch_size=n, progress=False))
+    for steps in ("50", "100"):
+        egg = EnergyGuidedDiffusion(prior=args.prior, steps=steps, energy_scale=args.energy_scale)
+        egg.prepare(objective, model.input_shape, device)  # load the prior outside the timing
+        runs[f"egg{steps}"], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))
+    natural = None
+    if args.dataset:
+        from egg_cli.data import load_dataset
+
+        data = load_dataset(args.dataset)
+        natural = natural_reference(objective, np.asarray(data.images), runs["ga"].adapter["norm"], device,
+                                    top_k=1, progress=False)["score"][:, 0]
+    report = {"device": str(device), "neurons": mei_neurons, "per_mei": {}}
+    for name, result in runs.items():
+        per_mei = float(result.seconds_per_image.mean())
+        act = result.scores["generating"][:, 0]
+        entry = {"seconds_per_mei": per_mei, "steps": int(result.trace.shape[2]),
+                 "activation_mean": float(act.mean()), "activations": act.tolist()}
+        if natural is not None:
+            entry["ratio_to_best_natural_mean"] = float(np.mean(act / natural))
+        report["per_mei"][name] = entry
+    base = report["per_mei"]["ga"]["seconds_per_mei"]
+    for name, entry in report["per_mei"].items():
+        ratio = entry["seconds_per_mei"] / base
+        extra = f", activation/best natural {entry['ratio_to_best_natural_mean']:.2f}" if natural is not None else ""
+        print(f"  {name:7s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
+              f"time / GA = {ratio:.3f}, mean activation {entry['activation_mean']:.3f}{extra}")
+        entry["time_over_ga"] = ratio
+    if natural is not None:
+        print(f"  best natural image at the same contrast: mean activation {float(natural.mean()):.3f}")
+        report["natural_best_mean"] = float(natural.mean())
+
+    k = min(args.batch_neurons, model.n_neurons)
+    neurons = ranked[:k]
+    method = GradientAscent(steps=args.batch_ga_steps)
+    print(f"(b) {k} neurons, GA {args.batch_ga_steps} steps: one batched call vs {k} single-neuron calls")
+    batched, t_batched = timed(lambda: synthesize(method, NeuronObjective(model, neurons), seeds, device, batch_size=k,
+                                                  progress=False))
+    singles, t_singles = timed(lambda: [synthesize(method, NeuronObjective(model, [u]), seeds, device, batch_size=1,
+                                                   progress=False) for u in neurons])
+    diff = max(float(np.abs(s.images[0, 0] - batched.images[p, 0]).max()) for p, s in enumerate(singles))
+    print(f"  batched {t_batched:.2f} s, singles {t_singles:.2f} s: batched / singles = {t_batched / t_singles:.3f} "
+          f"(speed-up {t_singles / t_batched:.1f}x); max |image difference| {diff:.2e}")
+    report["batching"] = {"neurons": k, "steps": args.batch_ga_steps, "batched_seconds": t_batched,
+                          "singles_seconds": t_singles, "batched_over_singles": t_batched / t_singles,
+                          "max_abs_image_difference": diff}
+    if args.json:
+        from egg_cli.io import write_json
+
+        write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()
