@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
-from egg_cli.runtime import resolve_device, seed_everything
+from egg_cli.runtime import resolve_device, resolve_precision, seed_everything
 from egg_cli.synthesis.adapter import contrast_norm
 from egg_cli.synthesis.builders import ObjectiveContext
 from egg_cli.synthesis.figures import synthesis_grid
@@ -150,7 +150,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seeds = [int(s) for s in _plain(cfg.seeds)]
     result = synthesize(method, objective, seeds, device, batch_size=cfg.batch_size,
                         max_batch_size=int(cfg.max_batch_size), adapter_options=_plain(cfg.adapter),
-                        progress=bool(cfg.progress))
+                        progress=bool(cfg.progress), precision=resolve_precision(cfg.precision, device))
     result.score_sources[GENERATING] = str(model_spec)
     for k, spec in enumerate(_heldout_specs(cfg.heldout)):
         name = f"heldout_{k}"

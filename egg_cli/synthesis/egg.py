@@ -117,7 +117,7 @@ class EnergyGuidedDiffusion(SynthesisMethod):
         def guidance(x_t: torch.Tensor, out: dict[str, torch.Tensor], i: int) -> torch.Tensor:
             score = objective(adapter(out["pred_xstart"]), problem)
             (grad,) = torch.autograd.grad(-score.sum(), x_t)
-            trace.append(score.detach().float().cpu())
+            trace.append(score.detach().float())
             return -scale * unit_per_image(grad)
 
         final = None
@@ -128,7 +128,7 @@ class EnergyGuidedDiffusion(SynthesisMethod):
             final = step["sample"]
             if scale == 0:
                 with torch.no_grad():
-                    trace.append(objective(adapter(step["pred_xstart"]), problem).float().cpu())
+                    trace.append(objective(adapter(step["pred_xstart"]), problem).float())
             if on_step is not None:
                 on_step(done)
         if final is None:
@@ -137,7 +137,7 @@ class EnergyGuidedDiffusion(SynthesisMethod):
         with torch.no_grad():
             images = adapter(final)
             scores = objective(images, problem)
-        return MethodOutput(images=images, scores=scores, trace=torch.stack(trace, dim=1), generator_images=final)
+        return MethodOutput(images=images, scores=scores, trace=torch.stack(trace, dim=1).cpu(), generator_images=final)
 
     def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device, batch: int = 1) -> None:
         prior = self.prior

@@ -188,7 +188,7 @@ class GradientAscent(SynthesisMethod):
         problem = problem.to(device)
         image_param = _Fourier(start, self.fourier_decay) if self.fourier else _Pixels(start)
         optimizer = self._optimizer(list(image_param.parameters()))
-        trace = torch.empty(len(seeds), self.n_steps)
+        trace = torch.empty(len(seeds), self.n_steps, device=device)  # moved to the CPU once, at the end
         # The model sees the iterate itself (already at the fixed norm after each projection), so
         # the gradient keeps its radial part; rescaling inside the graph would leave only the
         # tangential part, which vanishes at the optimum and makes normalized steps oscillate.
@@ -211,13 +211,13 @@ class GradientAscent(SynthesisMethod):
             optimizer.step()
             with torch.no_grad():
                 image_param.set_image(self._constrain(image_param(), adapter))
-            trace[:, step] = score.detach().float().cpu()
+            trace[:, step] = score.detach().float()
             if on_step is not None:
                 on_step(step + 1)
         with torch.no_grad():
             final = view(image_param())  # the constrained iterate (clipping may leave it below the norm)
             scores = objective(final, problem)
-        return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace)
+        return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace.cpu())
 
     def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device, batch: int = 1) -> None:
         image = torch.randn(batch, *adapter.source_shape, device=device, requires_grad=True)

@@ -62,11 +62,13 @@ def synthesize(
     max_batch_size: int = 256,
     adapter_options: Mapping[str, Any] | None = None,
     progress: bool = True,
+    precision: torch.dtype = torch.float32,
 ) -> SynthesisResult:
     """Optimize one image per (problem, seed); batch elements never influence each other.
 
     ``problems`` selects problem indices of ``objective`` (default: all). The generating score
-    of each image is the objective of the final image in ``objective.model``.
+    of each image is the objective of the final image in ``objective.model``. ``precision``
+    (fp16/bf16, from ``egg_cli.runtime.resolve_precision``) runs the networks under autocast.
     """
     model = objective.model
     if objective.methods is not None and method.name not in objective.methods:
@@ -103,7 +105,8 @@ def synthesize(
 
         _sync(device)
         start = time.perf_counter()
-        out = method.run(objective, problem, chunk_seeds, adapter, device, on_step=on_step)
+        with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+            out = method.run(objective, problem, chunk_seeds, adapter, device, on_step=on_step)
         _sync(device)
         elapsed = time.perf_counter() - start
         if images is None:
