@@ -1,0 +1,86 @@
+"""Layer RDM files: the model side of searchlight RSA, written by ``rsm synth``/``rsm simulate``.
+
+HDF5 layout: ``layers`` (L,) strings; ``rsms`` (L, K, K) Pearson correlation between the K
+images' feature vectors; ``rdms`` (L, K, K) = 1 - rsms (correlation distance); attrs ``model``
+(architecture), ``image_set`` (what the images were) and ``n_conditions``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import h5py
+import numpy as np
+import torch
+
+from egg_cli.errors import EggError
+from egg_cli.io import atomic_path
+from egg_cli.rsa.features import LayerFeatures, extract
+from egg_cli.rsa.rsm import layer_rsms, upper
+
+
+@dataclass
+class LayerRdms:
+    """RDMs of L layers over the same K conditions."""
+
+    layers: list[str]
+    rdms: np.ndarray  # (L, K, K)
+    attrs: dict
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(L, K(K-1)/2) upper triangles."""
+        return upper(self.rdms)
+
+    @property
+    def n_conditions(self) -> int:
+        return self.rdms.shape[-1]
+
+    def select(self, layers: list[str] | None) -> "LayerRdms":
+        """Subset (and order) of layers; all when ``layers`` is empty or None."""
+        if not layers:
+            return self
+        missing = [name for name in layers if name not in self.layers]
+        if missing:
+            raise EggError(f"layers {missing} are not in the layer RDM file; expected some of {self.layers}")
+        index = [self.layers.index(name) for name in layers]
+        return LayerRdms(list(layers), self.rdms[index], self.attrs)
+
+
+def compute_layer_rdms(model: LayerFeatures, images: torch.Tensor, image_set: str, model_name: str = "") -> LayerRdms:
+    """Correlation-distance RDMs of every layer of ``model`` for (K, 3, H, W) images in [0, 1]."""
+    feats = extract(model, images)
+    rsms = layer_rsms({k: v.double() for k, v in feats.items()}, model.layers).numpy()
+    return LayerRdms(model.layers, 1.0 - rsms, {"model": model_name, "image_set": image_set, "n_conditions": len(images)})
+
+
+def write_layer_rdms(path: str | Path, rdms: LayerRdms) -> None:
+    """Write the HDF5 layout above, atomically."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("layers", data=np.array(rdms.layers, dtype=h5py.string_dtype()))
+        f.create_dataset("rdms", data=rdms.rdms)
+        f.create_dataset("rsms", data=1.0 - rdms.rdms)
+        for key, value in rdms.attrs.items():
+            f.attrs[key] = value
+
+
+def read_layer_rdms(path: str | Path) -> LayerRdms:
+    """Read and validate a layer RDM file."""
+    path = Path(path)
+    if not path.is_file():
+        raise EggError(f"rdms={path} does not exist; expected a layer RDM file (layer_rdms.h5 from rsm synth or rsm simulate)")
+    try:
+        with h5py.File(path, "r") as f:
+            if "rdms" not in f or "layers" not in f:
+                raise EggError(f"rdms={path} lacks the 'rdms' or 'layers' dataset; expected the layer RDM layout")
+            layers = [x.decode() if isinstance(x, bytes) else str(x) for x in f["layers"][()]]
+            rdms = np.asarray(f["rdms"][()], dtype=np.float64)
+            attrs: Mapping = dict(f.attrs)
+    except OSError as err:
+        raise EggError(f"rdms={path} cannot be read as HDF5: {err}") from err
+    if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2] or rdms.shape[0] != len(layers):
+        raise EggError(f"rdms={path}: 'rdms' has shape {rdms.shape}; expected (L={len(layers)}, K, K)")
+    if not np.isfinite(rdms).all():
+        raise EggError(f"rdms={path}: 'rdms' contains NaN or infinite values; expected finite dissimilarities")
+    return LayerRdms(layers, rdms, {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
