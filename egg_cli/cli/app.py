@@ -4,6 +4,10 @@ Every command composes ``configs/<name>.yaml``; runs in a Hydra run folder that 
 resolved config as ``config.yaml``; turns :class:`~egg_cli.errors.EggError` into one line on
 stderr and exit code 2 (a traceback only with ``debug=true`` or ``HYDRA_FULL_ERROR=1``); and
 removes the run folder of a run that failed on bad input, so nothing half-written remains.
+
+In a sweep (``-m``) each job instead keeps its folder and records its status in ``job.json``
+(:mod:`egg_cli.sweeps.jobs`): a failed job is reported after the other jobs have run, and a job
+already finished with the same resolved config is skipped when the sweep runs again.
 """
 from __future__ import annotations
 
@@ -12,14 +16,19 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from egg_cli.errors import EggError
+from egg_cli.sweeps.jobs import SweepJob, error_line
 
 log = logging.getLogger("egg")
+
+# configs/hydra/launcher/submitit_*.yaml are meant to be checked against the plugin's schema of the same name.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
 
 CONFIG_DIR = Path(os.environ.get("EGG_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
@@ -57,16 +66,34 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
             task_started = True
             out = run_dir()
             fresh = _is_fresh(out)
+            job = SweepJob.current(out)  # None outside a sweep
             try:
-                _write_resolved_config(cfg, out)
-                return task(cfg)
-            except EggError as err:
-                if debug_requested(cfg):
+                text = _resolved_config(cfg)
+                if job is not None:
+                    done = job.finished_summary(text)
+                    if done is not None:
+                        return done
+                    job.start(cfg)
+                _write_text(out / "config.yaml", text)
+                result = task(cfg)
+                if job is not None:
+                    job.finish()
+                return result
+            except Exception as err:
+                if job is not None:  # a sweep job: keep the folder, let the other jobs run
+                    failure = job.fail(err)
+                    print(f"egg: error: {error_line(err)}", file=sys.stderr)
+                    if debug_requested(cfg):
+                        raise
+                    raise failure from err
+                if not isinstance(err, EggError) or debug_requested(cfg):
                     raise
                 if fresh:
                     shutil.rmtree(out, ignore_errors=True)
                 fail(str(err))
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as err:
+                if job is not None:
+                    job.fail(err)
                 print("egg: interrupted; checkpoints written so far are kept", file=sys.stderr)
                 sys.exit(130)
 
@@ -80,12 +107,15 @@ def _is_fresh(out: Path) -> bool:
     return all(p.name == ".hydra" or p.suffix == ".log" for p in out.iterdir()) if out.exists() else True
 
 
-def _write_resolved_config(cfg: DictConfig, out: Path) -> None:
-    from egg_cli.io import atomic_path
-
+def _resolved_config(cfg: DictConfig) -> str:
     try:
-        text = OmegaConf.to_yaml(cfg, resolve=True)
+        return OmegaConf.to_yaml(cfg, resolve=True)
     except Exception as err:  # an interpolation that cannot resolve is a config error
         raise EggError(f"config does not resolve: {err}") from err
-    with atomic_path(out / "config.yaml") as tmp:
+
+
+def _write_text(path: Path, text: str) -> None:
+    from egg_cli.io import atomic_path
+
+    with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: job bookkeeping for Hydra multirun (``jobs``) and result collection (``collect``)."""
