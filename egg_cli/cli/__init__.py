@@ -20,6 +20,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command("egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"),
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
+    "collect": Command("egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"),
 }
 
 USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
