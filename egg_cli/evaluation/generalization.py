@@ -45,7 +45,8 @@ class SynthesisRun:
     scores: np.ndarray  # (M,) objective of the image in the generating model
     rms_contrast: float  # contrast the generating model saw (z-units per value)
     seconds_per_image: float | None = None
-    steps: int | None = None
+    steps: int | None = None  # optimization steps (one model forward + backward each)
+    budget: int | None = None  # gradient-free methods: images evaluated (model forward passes) per image made
     dataset: str | None = None
 
     def __post_init__(self) -> None:
@@ -280,10 +281,12 @@ def compute_table(evaluation: Evaluation, reference: str | None = "ga") -> list[
         weighted = (sum(r.seconds_per_image * len(r.images_raw) for r in members if r.seconds_per_image is not None)
                     / max(1, sum(len(r.images_raw) for r in members if r.seconds_per_image is not None)))
         steps = sorted({r.steps for r in members if r.steps is not None})
+        budget = sorted({r.budget for r in members if r.budget is not None})
         rows.append({
             "generator": gen, "method": method, "images": n_images,
             "seconds_per_image": float(weighted) if times else float("nan"),
             "steps": ",".join(str(s) for s in steps),
+            "budget": ",".join(str(b) for b in budget),
         })
     for row in rows:
         ref = next((r for r in rows if r["generator"] == row["generator"] and r["method"] == reference), None)

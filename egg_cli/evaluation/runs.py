@@ -83,6 +83,7 @@ def load_synthesis_run(path: str | os.PathLike, method: str | None = None, gener
         norm = float(np.median(np.linalg.norm(images.reshape(P * S, -1), axis=1)))
     seconds = np.asarray(result.seconds_per_image, dtype=np.float64)
     steps = result.method_settings.get("steps")
+    budget = result.method_settings.get("evaluations", result.method_settings.get("budget"))
     return SynthesisRun(
         path=file,
         method=method or method_label(result.method, result.method_settings),
@@ -94,6 +95,7 @@ def load_synthesis_run(path: str | os.PathLike, method: str | None = None, gener
         rms_contrast=float(norm) / math.sqrt(int(np.prod(shape))),
         seconds_per_image=float(seconds.mean()) if seconds.size else None,
         steps=int(steps) if isinstance(steps, (int, float)) else None,
+        budget=int(budget) if isinstance(budget, (int, float)) else None,
         dataset=_recorded_dataset(result),
     )
 

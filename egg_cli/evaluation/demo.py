@@ -1,0 +1,187 @@
+"""The whole loop of egg in one call: simulate, train two architectures, synthesize, evaluate, report.
+
+Every stage is the ordinary egg command run in-process (:func:`~egg_cli.evaluation.stages.run_stage`),
+so the demo folder holds normal run folders (``simulate/``, ``train/<arch>/member_<k>/``,
+``synth/<arch>/<method>/``, ``evaluate/``) that can be inspected, re-run or reused.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from egg_cli.errors import EggError
+from egg_cli.evaluation.stages import StageResult, override_value, run_stage
+
+log = logging.getLogger(__name__)
+
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass
+class DemoPlan:
+    """What the demo runs (the resolved ``egg demo`` config)."""
+
+    simulate: list[str]
+    architectures: dict[str, list[str]]
+    members: int
+    train: list[str]
+    neurons: int
+    seeds: list[int]
+    methods: dict[str, list[str]]
+    evaluate: list[str]
+    optional_methods: list[str] = field(default_factory=list)
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def check(self) -> None:
+        """Refuse plans that cannot give a generating and a held-out ensemble per architecture."""
+        if self.members < 2:
+            raise EggError(f"members={self.members}: expected at least 2 per architecture (one generating, one held out)")
+        if len(self.architectures) < 1:
+            raise EggError("architectures is empty; expected at least one `egg train` architecture")
+        if self.neurons < 1:
+            raise EggError(f"neurons={self.neurons}: expected a positive number of neurons to synthesize for")
+        if not self.seeds:
+            raise EggError("seeds=[]: expected at least one seed")
+        if not self.methods:
+            raise EggError("methods is empty; expected e.g. {ga: [method=ga], egg: [method=egg]}")
+        for name in list(self.architectures) + list(self.methods):
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise EggError(f"label {name!r} must hold only letters, digits, '_' and '-'")
+
+    @property
+    def generating(self) -> int:
+        """Members per architecture that generate images (the rest are held out)."""
+        return self.members // 2
+
+
+@dataclass
+class DemoResult:
+    """Where everything landed and how long each stage took."""
+
+    out_dir: Path
+    dataset: Path
+    checkpoints: dict[str, list[Path]]  # architecture -> member checkpoints (generating first)
+    neurons: list[int]
+    neuron_ids: list[Any]
+    runs: dict[tuple[str, str], Path]  # (architecture, method) -> synth run folder
+    skipped_methods: dict[str, str]  # method -> why it was skipped
+    evaluation_dir: Path
+    stages: list[dict[str, Any]]
+    train_summaries: dict[str, list[dict[str, Any]]]
+    synth_summaries: dict[tuple[str, str], dict[str, Any]]
+    evaluation: dict[str, Any]
+
+
+def method_available(overrides: Sequence[str], config_dir: Path) -> str | None:
+    """None if the method group of these synth overrides exists, else why not."""
+    names = [o.split("=", 1)[1] for o in overrides if o.startswith("method=")]
+    for name in names:
+        if not (config_dir / "method" / f"{name}.yaml").is_file():
+            return f"configs/method/{name}.yaml does not exist in this installation"
+    return None
+
+
+def select_neurons(checkpoints: Mapping[str, Sequence[Path]], n_generating: int, k: int) -> tuple[list[int], np.ndarray]:
+    """The ``k`` neurons with the best mean test correlation over every generating member.
+
+    Returns (neuron indices, mean test correlation of every neuron).
+    """
+    from egg_cli.models import read_checkpoint
+
+    correlations = []
+    for arch, paths in checkpoints.items():
+        for path in paths[:n_generating]:
+            corr = read_checkpoint(path).get("test_correlation")
+            if corr is None:
+                raise EggError(f"{path} records no test correlation; expected a checkpoint written by egg train")
+            correlations.append(np.asarray(corr, dtype=np.float64))
+    mean = np.nanmean(np.stack(correlations), axis=0)
+    if k > len(mean):
+        raise EggError(f"neurons={k}: the dataset has only {len(mean)} neurons")
+    order = np.argsort(-np.nan_to_num(mean, nan=-np.inf), kind="stable")
+    return sorted(int(i) for i in order[:k]), mean
+
+
+def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
+    """Run every stage of the demo into ``out_dir``; the report is written by :mod:`.report`."""
+    from egg_cli.cli.app import CONFIG_DIR
+    from egg_cli.models import read_checkpoint
+
+    plan.check()
+    out = Path(out_dir).absolute()
+    common = [f"seed={plan.seed}", f"device={plan.device}"]
+    stages: list[dict[str, Any]] = []
+
+    def stage(command: str, overrides: list[str], folder: Path, label: str) -> StageResult:
+        result = run_stage(command, [*common, *overrides], folder)
+        stages.append({"stage": label, "command": command, "folder": str(folder.relative_to(out)), "seconds": result.seconds})
+        log.info("%s finished in %.1f s", label, result.seconds)
+        return result
+
+    # 1. a simulated dataset with known ground truth
+    sim = stage("simulate", list(plan.simulate), out / "simulate", "simulate")
+    dataset = out / "simulate" / "dataset.h5"
+    if not dataset.is_file():
+        raise EggError(f"egg simulate wrote no {dataset}; expected its dataset.h5")
+
+    # 2. ensembles of two architectures; the first half of each generates, the rest is held out
+    checkpoints: dict[str, list[Path]] = {}
+    train_summaries: dict[str, list[dict[str, Any]]] = {}
+    for arch, arch_overrides in plan.architectures.items():
+        checkpoints[arch], train_summaries[arch] = [], []
+        for k in range(plan.members):
+            folder = out / "train" / arch / f"member_{k}"
+            res = stage("train", [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train,
+                                  f"seed={plan.seed + k}"], folder, f"train {arch} member {k}")
+            checkpoints[arch].append(folder / "model.pt")
+            train_summaries[arch].append(res.summary)
+
+    # 3. the same well-predicted neurons for every generator and method
+    neurons, mean_corr = select_neurons(checkpoints, plan.generating, plan.neurons)
+    neuron_ids = list(np.asarray(read_checkpoint(checkpoints[next(iter(checkpoints))][0])["neuron_ids"])[neurons])
+
+    # 4. synthesis: every method on every generating ensemble
+    runs: dict[tuple[str, str], Path] = {}
+    synth_summaries: dict[tuple[str, str], dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    for method, method_overrides in plan.methods.items():
+        missing = method_available(method_overrides, CONFIG_DIR)
+        if missing is not None:
+            if method in plan.optional_methods:
+                skipped[method] = missing
+                log.warning("skipping method %s: %s", method, missing)
+                continue
+            raise EggError(f"methods.{method}: {missing}; expected an available method or list it in optional_methods")
+        for arch, paths in checkpoints.items():
+            folder = out / "synth" / arch / method
+            generating = [str(p) for p in paths[: plan.generating]]
+            res = stage("synth", [
+                f"model={override_value(generating)}", f"neurons={override_value(neurons)}",
+                f"seeds={override_value(list(plan.seeds))}", f"dataset_path={override_value(str(dataset))}",
+                "natural.enabled=false", f"progress={override_value(plan.progress)}", *method_overrides,
+            ], folder, f"synth {arch} {method}")
+            runs[(arch, method)] = folder
+            synth_summaries[(arch, method)] = res.summary
+
+    # 5. every image in the held-out ensembles of every architecture and in the ground truth
+    evaluators: dict[str, Any] = {f"{arch}_heldout": [str(p) for p in paths[plan.generating :]] for arch, paths in checkpoints.items()}
+    evaluators[GROUND_TRUTH] = GROUND_TRUTH
+    run_specs = [{"path": str(folder), "method": method, "generator": arch} for (arch, method), folder in runs.items()]
+    reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
+    ev = stage("evaluate", [f"runs={override_value(run_specs)}", f"evaluators={override_value(evaluators)}",
+                            f"dataset_path={override_value(str(dataset))}", f"reference={override_value(reference)}",
+                            *plan.evaluate], out / "evaluate", "evaluate")
+    return DemoResult(
+        out_dir=out, dataset=dataset, checkpoints=checkpoints, neurons=neurons,
+        neuron_ids=[v.item() if hasattr(v, "item") else v for v in neuron_ids], runs=runs, skipped_methods=skipped,
+        evaluation_dir=out / "evaluate", stages=stages, train_summaries=train_summaries,
+        synth_summaries=synth_summaries, evaluation={**ev.summary, "simulate": sim.summary,
+                                                     "mean_test_correlation_selected": float(np.mean(mean_corr[neurons]))},
+    )
