@@ -18,6 +18,7 @@ COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
     "info": Command("egg_cli.cli.info", "summarize a dataset, checkpoint or run folder"),
     "evaluate": Command("egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"),
+    "demo": Command("egg_cli.cli.demo", "the whole loop on embedded defaults (simulate, train, synth, evaluate) ending in report.md"),
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
     "collect": Command("egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"),
