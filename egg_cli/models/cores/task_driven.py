@@ -1,0 +1,105 @@
+"""Task-driven core: a timm network cut at a named layer, frozen by default.
+
+No downloads ever: the network is built with ``pretrained=False`` and weights come only from a
+local file (``weights``). Grayscale input is repeated to three channels. An optional batch norm
++ ReLU after the cut adapts the feature statistics for the readout.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from egg_cli.errors import EggError, require
+from egg_cli.models.state import load_state_strict
+
+log = logging.getLogger(__name__)
+
+_PREFIXES = ("module.", "model.", "backbone.")
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local file, unwrapping common containers and key prefixes."""
+    if not path.is_file():
+        raise EggError(f"model.core.weights={path} does not exist; expected a local .pt/.pth/.safetensors file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unreadable file
+        raise EggError(f"model.core.weights={path} could not be read ({type(err).__name__}: {err}); expected a torch state dict") from err
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise EggError(f"model.core.weights={path} holds a {type(state).__name__}; expected a state dict")
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+class TaskDrivenCore(nn.Module):
+    """timm backbone ``model_name`` truncated after ``layer`` (a module name such as ``layer3.0``)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        model_name: str = "resnet50",
+        layer: str = "layer3.0",
+        weights: str | None = None,
+        frozen: bool = True,
+        final_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        import timm
+        from timm.models._features_fx import create_feature_extractor
+
+        require(in_channels in (1, 3), f"task-driven core got {in_channels} input channels; expected 1 (grayscale) or 3")
+        try:
+            net = timm.create_model(model_name, pretrained=False)
+        except RuntimeError as err:
+            raise EggError(f"model.core.model_name={model_name!r} is not a timm model ({err})") from err
+        if weights:
+            load_state_strict(net, _read_weights(Path(weights)), f"model.core.weights={weights}")
+            log.info("task-driven core %s: loaded weights from %s", model_name, weights)
+        else:
+            log.warning("task-driven core %s: no weights given (model.core.weights=null): random initialization", model_name)
+        modules = dict(net.named_modules())
+        if layer not in modules or layer == "":
+            top = [n for n, _ in net.named_children()]
+            raise EggError(f"model.core.layer={layer!r} is not a module of {model_name}; top-level modules: {', '.join(top)}")
+        self.backbone = create_feature_extractor(net, return_nodes={layer: "features"})
+        self.in_channels = in_channels
+        self.frozen = frozen
+        if frozen:
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+        with torch.no_grad():
+            self.backbone.eval()
+            channels = self.backbone(torch.zeros(1, 3, 64, 64))["features"].shape[1]
+        self.out_channels = channels
+        self.norm = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU()) if final_norm else nn.Identity()
+        self.model_name, self.layer = model_name, layer
+        self.register_buffer("_zero", torch.zeros(()), persistent=False)
+
+    def train(self, mode: bool = True) -> "TaskDrivenCore":
+        """A frozen backbone stays in evaluation mode (fixed batch-norm statistics)."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.norm(self.backbone(x)["features"])
+
+    def regularizer(self) -> torch.Tensor:
+        """No penalty on the task-driven core."""
+        return self._zero
