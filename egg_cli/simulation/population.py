@@ -1,0 +1,220 @@
+"""Draw a random V4-like population and calibrate it to realistic rates on natural images."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from egg_cli.errors import EggError
+from egg_cli.simulation.neurons import ENERGY, V4Population, channel_index
+
+NEURON_KINDS = ("shape", "texture")
+
+
+@dataclass
+class PopulationConfig:
+    """How neurons are drawn; lengths are in normalized image units (the image spans [-1, 1])."""
+
+    orientations: int = 8
+    cycles_per_image: Sequence[float] = (16.0, 8.0, 4.0)  # Gabor carrier frequencies
+    sigma_per_wavelength: float = 0.5
+    stride: int = 2
+    rf_center_range: float = 0.4
+    rf_sigma_range: Sequence[float] = (0.15, 0.3)
+    texture_fraction: float = 0.35
+    excitatory_subunits: Sequence[int] = (2, 3)
+    inhibitory_subunits: Sequence[int] = (1, 2)
+    inhibition_strength: Sequence[float] = (0.3, 0.8)
+    c50_range: Sequence[float] = (0.1, 0.5)
+    threshold_range: Sequence[float] = (0.25, 1.25)
+    slope: float = 1.5
+    mean_rate: float = 2.5
+    rate_spread: float = 0.5
+    saturation: float = 2.0  # maximum rate / 99th percentile rate on the calibration images
+
+    def check(self) -> None:
+        """Raise EggError on values that cannot make a population."""
+        def need(ok: bool, key: str, expected: str) -> None:
+            if not ok:
+                raise EggError(f"dataset.neurons.{key}={getattr(self, key)!r} is not allowed; expected {expected}")
+
+        need(self.orientations >= 1, "orientations", "a positive integer")
+        need(len(self.cycles_per_image) >= 1 and min(self.cycles_per_image) > 0, "cycles_per_image", "a list of positive numbers")
+        need(self.stride >= 1, "stride", "a positive integer")
+        need(0 < self.rf_sigma_range[0] <= self.rf_sigma_range[1], "rf_sigma_range", "[lo, hi] with 0 < lo <= hi")
+        need(all(float(v).is_integer() for v in self.excitatory_subunits) and 1 <= self.excitatory_subunits[0] <= self.excitatory_subunits[1],
+             "excitatory_subunits", "integers [lo, hi] with 1 <= lo <= hi")
+        need(all(float(v).is_integer() for v in self.inhibitory_subunits) and 0 <= self.inhibitory_subunits[0] <= self.inhibitory_subunits[1],
+             "inhibitory_subunits", "integers [lo, hi] with 0 <= lo <= hi")
+        need(self.mean_rate > 0, "mean_rate", "a positive number of spikes per trial")
+        need(0 <= self.texture_fraction <= 1, "texture_fraction", "a number in [0, 1]")
+        need(self.saturation > 1, "saturation", "a number > 1 (maximum rate relative to the 99th percentile on natural images)")
+
+
+def draw_population(
+    n_neurons: int,
+    image_shape: tuple[int, int, int],
+    pixel_mean: float,
+    pixel_std: float,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+) -> tuple[V4Population, dict[str, np.ndarray]]:
+    """Draw receptive fields and subunits; return the (uncalibrated) module and per-neuron metadata.
+
+    *Shape* neurons combine a few locally pooled simple/complex subunits at nearby positions
+    and related orientations (corners, curves, contour fragments); *texture* neurons combine
+    complex-cell energy of different orientations and frequencies pooled over the whole field.
+    Both get inhibitory subunits at other orientations.
+    """
+    config.check()
+    if n_neurons < 1:
+        raise EggError(f"dataset.n_neurons={n_neurons} is not allowed; expected a positive integer")
+    channels, height, width = image_shape
+    if height != width:
+        raise EggError(f"image size {height}x{width} is not square; expected square images")
+    n_ori = config.orientations
+    wavelengths = np.array([width / c for c in config.cycles_per_image], dtype=np.float64)
+    if wavelengths.min() < 3:
+        raise EggError(
+            f"dataset.neurons.cycles_per_image={list(config.cycles_per_image)} gives a wavelength of {wavelengths.min():.2g} px "
+            f"at image size {width}; expected at most {width / 3:.3g} cycles per image (wavelengths of 3 px or more)"
+        )
+    n_freq = len(wavelengths)
+    to_norm = 2.0 / width  # pixels -> normalized units
+
+    def channel(freq: int, ori: int, cell: int) -> int:
+        return channel_index(freq, ori, cell, n_ori)
+
+    rf_center = rng.uniform(-config.rf_center_range, config.rf_center_range, size=(n_neurons, 2))
+    rf_sigma = rng.uniform(*config.rf_sigma_range, size=n_neurons)
+    kinds, sub_neuron, sub_channel, sub_center, sub_sigma, sub_weight = [], [], [], [], [], []
+    n_exc_all, n_inh_all = [], []
+    for n in range(n_neurons):
+        kind = "texture" if rng.random() < config.texture_fraction else "shape"
+        kinds.append(kind)
+        base_ori = int(rng.integers(n_ori))
+        base_freq = int(rng.integers(n_freq))
+        n_exc = int(rng.integers(int(config.excitatory_subunits[0]), int(config.excitatory_subunits[1]) + 1))
+        n_inh = int(rng.integers(int(config.inhibitory_subunits[0]), int(config.inhibitory_subunits[1]) + 1))
+        n_exc_all.append(n_exc)
+        n_inh_all.append(n_inh)
+        used = set()
+        for k in range(n_exc + n_inh):
+            excitatory = k < n_exc
+            if k == 0:
+                ori, freq = base_ori, base_freq
+            elif excitatory and kind == "shape":
+                # neighbouring orientation -> curvature / angle; same frequency mostly
+                ori = (base_ori + int(rng.choice([-2, -1, 1, 2, n_ori // 2]))) % n_ori
+                freq = base_freq if rng.random() < 0.7 else int(np.clip(base_freq + rng.choice([-1, 1]), 0, n_freq - 1))
+            elif excitatory:
+                ori = int(rng.integers(n_ori))
+                freq = int(rng.integers(n_freq))
+            else:
+                ori = (base_ori + n_ori // 2 + int(rng.integers(-1, 2))) % n_ori if rng.random() < 0.6 else int(rng.integers(n_ori))
+                freq = int(rng.integers(n_freq))
+            if kind == "texture" or not excitatory:
+                cell = ENERGY
+                center = rf_center[n] + rng.normal(0, 0.3 * rf_sigma[n], size=2)
+                sigma = rf_sigma[n] * rng.uniform(0.6, 1.0)
+            else:
+                cell = ENERGY if rng.random() < 0.5 else int(rng.integers(ENERGY))
+                offset = rng.normal(0, 0.6 * rf_sigma[n], size=2) if k else rng.normal(0, 0.2 * rf_sigma[n], size=2)
+                center = rf_center[n] + offset
+                sigma = wavelengths[freq] * to_norm * rng.uniform(0.5, 1.0)
+            if (ori, freq, cell, excitatory) in used:
+                continue
+            used.add((ori, freq, cell, excitatory))
+            weight = (1.0 if k == 0 else rng.uniform(0.4, 1.0)) if excitatory else -rng.uniform(*config.inhibition_strength)
+            sub_neuron.append(n)
+            sub_channel.append(channel(freq, ori, cell))
+            sub_center.append(center)
+            sub_sigma.append(sigma)
+            sub_weight.append(weight)
+
+    ones = np.ones(n_neurons)
+    spec = {
+        "neuron_ids": np.arange(n_neurons, dtype=np.int64),
+        "rf_center": rf_center,
+        "rf_sigma": rf_sigma,
+        "norm_constant": ones.copy(),
+        "drive_mean": np.zeros(n_neurons),
+        "drive_std": ones.copy(),
+        "threshold": rng.uniform(*config.threshold_range, size=n_neurons),
+        "gain": ones.copy(),
+        "max_rate": np.full(n_neurons, np.inf),
+        "subunit_neuron": np.array(sub_neuron, dtype=np.int64),
+        "subunit_channel": np.array(sub_channel, dtype=np.int64),
+        "subunit_center": np.array(sub_center, dtype=np.float64).reshape(-1, 2),
+        "subunit_sigma": np.array(sub_sigma, dtype=np.float64),
+        "subunit_weight": np.array(sub_weight, dtype=np.float64),
+        "wavelengths": wavelengths,
+        "image_height": height,
+        "image_width": width,
+        "in_channels": channels,
+        "orientations": n_ori,
+        "sigma_per_wavelength": config.sigma_per_wavelength,
+        "stride": config.stride,
+        "slope": config.slope,
+        "pixel_mean": pixel_mean,
+        "pixel_std": pixel_std,
+    }
+    meta = {
+        "kind": np.array(kinds),
+        "rf_center": rf_center,
+        "rf_sigma": rf_sigma,
+        "n_excitatory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) > 0], minlength=n_neurons),
+        "n_inhibitory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) < 0], minlength=n_neurons),
+    }
+    return V4Population(spec), meta
+
+
+@torch.no_grad()
+def numerator_and_pool(
+    population: V4Population, images_z: np.ndarray, batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage-two numerator and normalization pool for many images, (N, n) each, in batches."""
+    population = population.to(device)
+    nums, pools = [], []
+    for start in tqdm(range(0, len(images_z), batch_size), desc="ground truth", disable=not progress, leave=False):
+        batch = torch.as_tensor(images_z[start : start + batch_size], dtype=torch.float32, device=device)
+        num, pool = population.numerator_and_pool(batch)
+        nums.append(num.cpu().numpy())
+        pools.append(pool.cpu().numpy())
+    return np.concatenate(nums).astype(np.float64), np.concatenate(pools).astype(np.float64)
+
+
+def calibrate(
+    population: V4Population,
+    numerator: np.ndarray,
+    pool: np.ndarray,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Set normalization constants, drive standardization and gains from training images.
+
+    The normalization constant is a random fraction (c50) of each neuron's median pool; the
+    drive is standardized over the images; the maximum rate is ``saturation`` times the 99th
+    percentile rate on these images; the gain makes each neuron's mean rate on these images equal a
+    log-normally drawn target (mean ``mean_rate``, log-sd ``rate_spread``). Returns the targets.
+    """
+    n = numerator.shape[1]
+    norm_constant = rng.uniform(*config.c50_range, size=n) * np.median(pool, axis=0)
+    drive = numerator / (norm_constant + pool)
+    population.set_calibration(
+        norm_constant=norm_constant, drive_mean=drive.mean(0), drive_std=np.maximum(drive.std(0), 1e-9),
+        gain=np.ones(n), max_rate=np.full(n, np.inf),
+    )
+    with torch.no_grad():
+        unit = population.unsaturated_rate(torch.as_tensor(numerator, dtype=torch.float32), torch.as_tensor(pool, dtype=torch.float32))
+    unit = unit.numpy().astype(np.float64)
+    target = config.mean_rate * np.exp(rng.normal(0, config.rate_spread, size=n) - config.rate_spread**2 / 2)
+    # mean of max * tanh(gain * unit / max) with max = saturation * gain * p99(unit): linear in gain
+    shape = np.maximum(np.percentile(unit, 99, axis=0), 1e-12) * config.saturation
+    mean_per_gain = (shape * np.tanh(unit / shape)).mean(0)
+    gain = target / np.maximum(mean_per_gain, 1e-12)
+    population.set_calibration(gain=gain, max_rate=gain * shape)
+    return target
