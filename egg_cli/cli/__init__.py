@@ -59,10 +59,19 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [f"egg {name}", *rest]
     from egg_cli.cli import app
 
+    from egg_cli.cli.held_stderr import HeldStderr
+
+    held = sys.stderr = HeldStderr(sys.stderr, lambda: app.task_started)
     try:
         module.main()
     except SystemExit as exit_:
         # Hydra exits with 1 on a bad override or unknown config value, before the task runs.
         if exit_.code == 1 and not app.task_started:
+            message = held.one_line()
+            held.held.clear()
+            print(f"egg: error: {message}", file=held.stream)
             sys.exit(2)
         raise
+    finally:
+        held.release()
+        sys.stderr = held.stream
