@@ -29,6 +29,7 @@ class MethodOutput:
     scores: torch.Tensor  # objective of ``images`` in the generating model, (B,)
     trace: torch.Tensor  # objective during the optimization, (B, steps)
     generator_images: torch.Tensor | None = None  # the generator's own output (EGG: RGB in [-1, 1])
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # method-specific (B, ...) arrays, e.g. codes
 
 
 @dataclass

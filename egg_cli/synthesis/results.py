@@ -38,6 +38,7 @@ class SynthesisResult:
     score_sources: dict[str, str] = field(default_factory=dict)  # model name -> checkpoint(s)
     natural: dict[str, Any] | None = None  # top natural images per problem (see natural_reference)
     attrs: dict[str, Any] = field(default_factory=dict)  # free metadata (config, model paths)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # method-specific (P, S, ...) arrays, e.g. codes
 
     @property
     def n_problems(self) -> int:
@@ -83,6 +84,10 @@ def write_synthesis(path: str | Path, result: SynthesisResult) -> None:
             ds = scores.create_dataset(name, data=np.asarray(value, dtype=np.float32))
             ds.attrs["source"] = result.score_sources.get(name, "")
         f.create_dataset("trace", data=result.trace.astype(np.float32))
+        if result.extras:
+            extras = f.create_group("extras")
+            for key, value in result.extras.items():
+                extras.create_dataset(key, data=np.asarray(value))
         timing = f.create_group("timing")
         timing.create_dataset("seconds_per_image", data=np.asarray(result.seconds_per_image, dtype=np.float64))
         timing.create_dataset("chunk", data=np.asarray(result.chunk, dtype=np.int32))
@@ -136,6 +141,7 @@ def read_synthesis(path: str | Path) -> SynthesisResult:
             score_sources={k: str(f["scores"][k].attrs.get("source", "")) for k in f["scores"]},
             natural=natural,
             attrs={k: _maybe_json(v) for k, v in f.attrs.items() if k not in known},
+            extras={k: f["extras"][k][()] for k in f["extras"]} if "extras" in f else {},
         )
 
 

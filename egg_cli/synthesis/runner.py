@@ -88,6 +88,7 @@ def synthesize(
 
     P, S = len(problem_ids), len(seeds)
     images = generator_images = trace = None
+    extras: dict[str, np.ndarray] = {}
     scores = np.zeros((P, S), dtype=np.float32)
     seconds = np.zeros((P, S), dtype=np.float64)
     chunk_of = np.zeros((P, S), dtype=np.int32)
@@ -114,12 +115,15 @@ def synthesize(
             trace = np.zeros((P, S, out.trace.shape[1]), dtype=np.float32)
             if out.generator_images is not None:
                 generator_images = np.zeros((P, S, *out.generator_images.shape[1:]), dtype=np.float32)
+            extras = {key: np.zeros((P, S, *v.shape[1:]), dtype=v.cpu().numpy().dtype) for key, v in out.extras.items()}
         for b, (p, s) in enumerate(chunk):
             images[p, s] = out.images[b].float().cpu().numpy()
             scores[p, s] = float(out.scores[b])
             trace[p, s] = out.trace[b].numpy()
             if generator_images is not None:
                 generator_images[p, s] = out.generator_images[b].float().cpu().numpy()
+            for key, value in out.extras.items():
+                extras[key][p, s] = value[b].cpu().numpy()
             seconds[p, s] = elapsed / len(chunk)
             chunk_of[p, s] = k
     bar.close()
@@ -130,7 +134,7 @@ def synthesize(
         adapter=adapter_record(adapter), seeds=np.asarray(seeds, dtype=np.int64), problems=table,
         labels=[labels_all[p] for p in problem_ids], images=images, scores={GENERATING: scores}, trace=trace,
         seconds_per_image=seconds, chunk=chunk_of, batch_size=size, device=str(device),
-        generator_images=generator_images,
+        generator_images=generator_images, extras=extras,
     )
     check_finite(result.scores[GENERATING], result, GENERATING)
     return result
