@@ -179,9 +179,13 @@ class DeePSiMFc6(nn.Module):
         return x
 
 
-def load_deepsim_weights(module: DeePSiMFc6, weights: str | os.PathLike) -> None:
-    """Load a PyTorch state dict (optionally under ``state_dict``) into the fc6 generator."""
-    from egg_cli.models.state import load_state_strict
+def load_deepsim_weights(weights: str | os.PathLike) -> DeePSiMFc6:
+    """The fc6 generator with the weights of a PyTorch state dict file (optionally under ``state_dict``).
+
+    The module is built on the meta device and takes the loaded tensors as they are, so no time
+    goes into a random initialization that the file replaces.
+    """
+    from egg_cli.models.state import state_incompatibilities
 
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -194,7 +198,13 @@ def load_deepsim_weights(module: DeePSiMFc6, weights: str | os.PathLike) -> None
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise EggError(f"generator.weights={path} holds a {type(state).__name__}; expected a state dict (name -> tensor)")
-    load_state_strict(module, state, f"generator.weights={path}")
+    with torch.device("meta"):
+        module = DeePSiMFc6()
+    problems = state_incompatibilities(module, state)
+    if problems:
+        raise EggError(f"generator.weights={path} does not fit the DeePSiM fc6 generator: {'; '.join(problems)}")
+    module.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
+    return module
 
 
 class DeePSiMGenerator(CodeGenerator):
@@ -221,8 +231,7 @@ class DeePSiMGenerator(CodeGenerator):
                 torch.manual_seed(int(seed))
                 self.net = DeePSiMFc6()
         else:
-            self.net = DeePSiMFc6()
-            load_deepsim_weights(self.net, self.weights)
+            self.net = load_deepsim_weights(self.weights)
         self.net.requires_grad_(False).eval()
         self.register_buffer("bgr_mean", torch.tensor([float(v) for v in bgr_mean]).view(1, 3, 1, 1))
         self.shape = (3, 256, 256)

@@ -52,6 +52,9 @@ class GradientFreeMethod(SynthesisMethod):
 
     name = "gradient_free"
     population_size: int
+    #: True when the optimizer's schedule depends on the budget (a resumed search must keep it);
+    #: otherwise a finished search continues when started again with a larger budget
+    scheduled = False
 
     def __init__(
         self,
@@ -151,9 +154,11 @@ class GradientFreeMethod(SynthesisMethod):
         fingerprint = {
             "method": self.name, "optimizer": self.optimizer_settings(), "generator": self.generator.settings(),
             "scorer": {k: v for k, v in self.scorer_options.items() if k not in ("timeout_s", "poll_s")},
-            "noise": self.noise_options, "budget": self.budget, "problems": problem.tolist(), "seeds": seeds,
+            "noise": self.noise_options, "problems": problem.tolist(), "seeds": seeds,
             "adapter": [list(adapter.source_shape), list(adapter.target_shape), adapter.norm],
         }
+        if self.scheduled:
+            fingerprint["budget"] = self.budget
         labels_all = objective.labels()
         labels = [labels_all[p] for p in problem.tolist()]
         state_path = None if self.work_dir is None else self.work_dir / "blackbox" / f"state_chunk{chunk:02d}.pkl"
@@ -190,12 +195,9 @@ class GradientFreeMethod(SynthesisMethod):
             "evaluations": outcome.evaluations[:, -1].astype(np.int64) if outcome.evaluations.size else np.zeros(len(seeds), np.int64),
         }
         keep_generated = self.generator.space != "zscored" or tuple(self.generator.shape) != tuple(adapter.target_shape)
-        output = MethodOutput(images=images, scores=scores, trace=torch.as_tensor(trace, dtype=torch.float32),
-                              generator_images=generated if keep_generated else None)
-        if hasattr(output, "extras"):
-            output.extras = {k: torch.as_tensor(v) for k, v in extras.items()}
-        self.last_extras = extras
-        return output
+        return MethodOutput(images=images, scores=scores, trace=torch.as_tensor(trace, dtype=torch.float32),
+                            generator_images=generated if keep_generated else None,
+                            extras={k: torch.as_tensor(v) for k, v in extras.items()})
 
     # -- scorers -----------------------------------------------------------------------------
     def scorer(self, objective: Objective, adapter: ImageAdapter, device: torch.device, session: str = "") -> Scorer:
@@ -354,6 +356,7 @@ class CMAES(GradientFreeMethod):
         self.sphere_radius = None if sphere_radius is None else float(sphere_radius)
         self.angle_start = float(angle_start)
         self.angle_end = float(angle_end)
+        self.scheduled = variant == "sphere"
         super().__init__(budget=budget, **common)
 
     def optimizer_settings(self) -> dict[str, Any]:

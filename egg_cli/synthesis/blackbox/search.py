@@ -92,10 +92,22 @@ def load_state(path: Path, fingerprint: dict[str, Any]) -> SearchState:
     if not isinstance(state, SearchState) or state.version != STATE_VERSION:
         raise EggError(f"search state {path} is not a version-{STATE_VERSION} egg search state; delete it to start over")
     if state.fingerprint != fingerprint:
-        keys = sorted(k for k in set(state.fingerprint) | set(fingerprint) if state.fingerprint.get(k) != fingerprint.get(k))
+        saved, wanted = _flatten(state.fingerprint), _flatten(fingerprint)
+        keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
         raise EggError(f"search state {path} belongs to a different search (differs in {', '.join(keys)}); "
                        "expected the same settings to resume; use a new run folder for a new search")
     return state
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> {"a.b": value} (for naming what differs between two fingerprints)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def run_search(

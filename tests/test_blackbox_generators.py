@@ -1,0 +1,118 @@
+"""Code generators: pixel grid, diffusion prior decoded by DDIM, DeePSiM fc6 (random weights)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from egg_cli.errors import EggError
+from egg_cli.synthesis.adapter import ImageAdapter
+from egg_cli.synthesis.blackbox.generators import (DeePSiMFc6, DeePSiMGenerator, PixelGenerator, PriorGenerator,
+                                                   build_generator)
+
+
+def test_pixel_generator_upsamples_a_coarse_grid_to_the_model_input():
+    gen = PixelGenerator((1, 24, 36), grid=4)
+    assert (gen.rows, gen.cols) == (4, 6) and gen.code_dim == 24
+    constant = gen(torch.full((2, 24), 1.5))
+    assert constant.shape == (2, 1, 24, 36) and torch.allclose(constant, torch.full_like(constant, 1.5))
+    one_hot = torch.zeros(1, 24)
+    one_hot[0, 0] = 1.0
+    image = gen(one_hot)[0, 0]
+    assert image[0, 0] == image.max() and image[-1, -1] == 0  # a top-left blob
+    full = PixelGenerator((1, 8, 8), grid=8)
+    codes = torch.randn(3, 64)
+    assert torch.equal(full(codes), codes.view(3, 1, 8, 8))
+    assert math.isclose(full.sphere_radius, 8.0)
+
+
+def test_pixel_generator_rejects_a_grid_finer_than_the_image_and_wrong_codes():
+    with pytest.raises(EggError, match="finer"):
+        PixelGenerator((1, 8, 8), grid=16)
+    with pytest.raises(EggError, match="codes of shape"):
+        PixelGenerator((1, 8, 8), grid=4)(torch.zeros(2, 15))
+
+
+class LinearDDIMPrior:
+    """A stand-in for egg_cli.diffusion priors: each DDIM step is x <- 0.5 * x + 0.1 (deterministic)."""
+
+    image_size = 8
+    channels = 3
+    num_steps = 4
+
+    def __init__(self):
+        self.calls = []
+
+    def sample_progressive(self, noise, generators, guidance=None, ddim=False, eta=0.0):
+        self.calls.append((ddim, eta, guidance, len(generators)))
+        x = noise
+        for i in reversed(range(self.num_steps)):
+            x = 0.5 * x + 0.1
+            yield {"i": i, "sample": x, "pred_xstart": x}
+
+
+def test_prior_generator_decodes_codes_deterministically_at_the_noise_norm():
+    prior = LinearDDIMPrior()
+    gen = PriorGenerator(prior, normalize=True, prior_name="toy")
+    assert gen.code_dim == 192 and gen.shape == (3, 8, 8) and gen.space == "diffusion"
+    codes = torch.randn(2, 192)
+    out = gen(codes)
+    assert prior.calls[-1] == (True, 0.0, None, 2)  # DDIM, eta 0, no guidance, one generator per image
+    noise = codes * (math.sqrt(192) / codes.norm(dim=1, keepdim=True))
+    expected = noise.view(2, 3, 8, 8) * 0.5**4 + 0.1 * (1 - 0.5**4) / 0.5
+    assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-6)
+    assert torch.allclose(gen(3.0 * codes), out, atol=1e-6)  # only the direction of a code matters
+    assert torch.equal(gen(codes[:1]), out[:1])  # an image does not depend on the rest of the batch
+
+
+def test_deepsim_fc6_architecture_maps_4096_codes_to_256_pixel_rgb():
+    with torch.device("meta"):  # shapes only
+        net = DeePSiMFc6()
+    shapes = {name: tuple(p.shape) for name, p in net.named_parameters()}
+    assert shapes["defc7.weight"] == (4096, 4096) and shapes["defc5.bias"] == (4096,)
+    assert shapes["deconv5_0.weight"] == (256, 256, 4, 4) and shapes["deconv5_1.weight"] == (256, 512, 3, 3)
+    assert shapes["deconv0.weight"] == (32, 3, 4, 4)
+    assert len(shapes) == 2 * 12
+    with torch.no_grad():
+        assert net(torch.zeros(1, 4096, device="meta")).shape == (1, 3, 256, 256)
+
+
+@pytest.fixture(scope="module")
+def deepsim_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("deepsim") / "fc6.pt"
+    gen = DeePSiMGenerator("random", seed=3)
+    torch.save({"state_dict": gen.net.state_dict()}, path)
+    return path, gen
+
+
+def test_deepsim_generator_loads_user_weights_and_outputs_rgb_in_diffusion_range(deepsim_weights):
+    path, random_gen = deepsim_weights
+    loaded = DeePSiMGenerator(str(path))
+    codes = torch.randn(2, 4096) * 3
+    out = loaded(codes)
+    assert out.shape == (2, 3, 256, 256) and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, random_gen(codes))
+    # zero code: the output is the Caffe mean (plus biases), flipped BGR -> RGB
+    with torch.no_grad():
+        bgr = loaded.net(torch.zeros(1, 4096)) + torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1)
+    expected = bgr.flip(1).clamp(0, 255) / 127.5 - 1
+    assert torch.allclose(loaded(torch.zeros(1, 4096)), expected)
+    adapter = ImageAdapter(loaded.shape, (1, 50, 50), 120.0, 60.0, source_space="diffusion", norm=12.5)
+    assert adapter(out).shape == (2, 1, 50, 50)
+
+
+def test_deepsim_generator_rejects_missing_and_incompatible_weights(tmp_path):
+    with pytest.raises(EggError, match="does not exist"):
+        DeePSiMGenerator(str(tmp_path / "none.pt"))
+    bad = tmp_path / "bad.pt"
+    torch.save({"defc7.weight": torch.zeros(3, 3)}, bad)
+    with pytest.raises(EggError, match="missing keys"):
+        DeePSiMGenerator(str(bad))
+    with pytest.raises(EggError, match="weights is not set"):
+        DeePSiMGenerator("???")
+
+
+def test_build_generator_names_unknown_kinds():
+    assert isinstance(build_generator("pixel", (1, 16, 16), torch.device("cpu"), grid=8), PixelGenerator)
+    with pytest.raises(EggError, match="generator.kind='gan'"):
+        build_generator("gan", (1, 16, 16), torch.device("cpu"))
