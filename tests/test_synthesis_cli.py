@@ -111,3 +111,20 @@ def test_egg_synth_meni_with_gradient_ascent_is_refused(assets, tmp_path):
                   f"dataset_path={assets['data']}")
     assert proc.returncode == 2
     assert "egg: error: objective=meni needs method in ['egg'], got method=ga" in proc.stderr
+
+
+@pytest.mark.slow
+def test_egg_synth_egg_meni_keeps_the_sample_and_top_natural_images(assets, tmp_path):
+    out = tmp_path / "run"
+    proc = _synth(out, f"model={assets['a']}", "method=egg", "objective=meni", "method.prior=spectral",
+                  "method.prior_options={image_size:16,fit_crops:200}", "method.steps=5", "neurons=[0,4]", "seeds=[2]",
+                  f"dataset_path={assets['data']}", f"ground_truth=null", "natural.top_k=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(out / "synthesis.h5") as f:
+        settings = json.loads(f.attrs["method_settings"])
+        assert settings["energy_scale"] == 2.0 and settings["steps"] == 5 and settings["prior"] == "spectral"
+        assert f.attrs["objective"] == "meni"
+        assert f["generator_images"].shape == (2, 1, 1, 16, 16)
+        assert f["natural/images"].shape == (2, 3, 1, SIZE, SIZE)
+        assert f.attrs["dataset"] == str(assets["data"])
+    assert (out / "grid_egg.png").is_file()
