@@ -8,7 +8,9 @@ random inside the mask without touching each other.
 Signal: image k's features in layer l are z-scored across features (so inner products are
 Pearson correlations, the model RSM) and projected onto the region's voxels with a fixed random
 Gaussian matrix (variance 1/D): voxel patterns across images then have the layer's RSM up to
-sampling noise of the projection, scaled to ``signal_std``. Noise: every volume (one image in one
+sampling noise of the projection, scaled so that the voxels' standard deviation across images
+(the condition-related part; the pattern shared by all images can be much larger) averages
+``signal_std``. Noise: every volume (one image in one
 run) gets Gaussian noise smoothed with a Gaussian of ``noise_fwhm_mm`` and rescaled to
 ``noise_std`` per voxel, plus an optional white component. Runs show every image once in random
 order. The truth volume holds 1 + the layer's index in ``layers`` inside its regions, 0 elsewhere.
@@ -125,7 +127,7 @@ def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg
         feats = (feats - feats.mean(1, keepdims=True)) / feats.std(1, keepdims=True).clip(1e-12)
         projection = rng.standard_normal((feats.shape[1], int(inside.sum()))) / np.sqrt(feats.shape[1])
         patterns = feats @ projection  # (K, voxels)
-        patterns = cfg.signal_std * patterns / patterns.std()
+        patterns = cfg.signal_std * patterns / patterns.std(axis=0).mean()
         signal[inside] = patterns.T
         truth[inside] = label
         world = affine[:3, :3] @ centre + affine[:3, 3]
