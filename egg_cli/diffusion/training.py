@@ -174,11 +174,12 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         window.append({"loss": loss.item(), "mse": terms["mse"].mean().item(),
                        "vb": terms["vb"].mean().item() if "vb" in terms else 0.0, "grad_norm": float(grad_norm)})
         bar.update(1)
-        if step % int(cfg.log_every) == 0 or step == total:
+        sample_now = int(cfg.sample_every) > 0 and (step % int(cfg.sample_every) == 0 or step == total)
+        if step % int(cfg.log_every) == 0 or sample_now or step == total:
             row = {"step": step, "elapsed_s": round(elapsed(), 1), "lr": optimizer.param_groups[0]["lr"],
                    **{k: sum(w[k] for w in window) / len(window) for k in window[0]}}
             window = []
-            if int(cfg.sample_every) > 0 and (step % int(cfg.sample_every) == 0 or step == total):
+            if sample_now:
                 row["sample_slope"] = sample_grid()
                 row["crop_slope"] = crop_slope
             metrics.append(row)

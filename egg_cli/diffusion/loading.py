@@ -1,0 +1,136 @@
+"""``load_prior``: one entry point for every diffusion prior egg knows.
+
+- ``default``: the small prior shipped in the package (``egg_cli/diffusion/weights/default.pt``);
+- ``spectral``: the Gaussian 1/f^a prior fitted to crops of the bundled photographs;
+- ``adm256``: OpenAI's ``256x256_diffusion_uncond.pt`` (option ``checkpoint``);
+- a path to an ``egg train-prior`` checkpoint (``prior.pt`` or ``checkpoint.pt``), or to any
+  guided-diffusion state dict together with its ``flags``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from egg_cli.diffusion.checkpoint import is_egg_checkpoint, load_weights, read_checkpoint
+from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
+from egg_cli.diffusion.gaussian import GaussianDiffusion
+from egg_cli.diffusion.prior import LearnedPrior, Prior
+from egg_cli.diffusion.unet import UNetModel
+from egg_cli.errors import EggError
+from egg_cli.runtime import resolve_device
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
+
+# guided-diffusion flags of 256x256_diffusion_uncond.pt (the EGG paper's prior)
+ADM256_FLAGS: dict[str, Any] = {
+    "image_size": 256, "num_channels": 256, "num_res_blocks": 2, "num_heads": 4, "num_heads_upsample": -1,
+    "num_head_channels": 64, "attention_resolutions": "32,16,8", "channel_mult": "", "dropout": 0.0,
+    "class_cond": False, "use_scale_shift_norm": True, "resblock_updown": True, "use_new_attention_order": False,
+    "learn_sigma": True, "diffusion_steps": 1000, "noise_schedule": "linear", "predict_xstart": False,
+    "rescale_timesteps": False,
+}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return resolve_device("auto")
+    return device if isinstance(device, torch.device) else resolve_device(str(device))
+
+
+def _blocks_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp16 on a GPU (as the paper), fp32 on the CPU; half precision is ignored on the CPU."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise EggError(f"prior precision={precision!r} is unknown; expected auto, {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision] if device.type == "cuda" else torch.float32
+
+
+def build_unet_prior(flags: Mapping[str, Any], state: Mapping[str, torch.Tensor], source: str, steps: str,
+                     device: torch.device, precision: str = "auto", clip_denoised: bool = False) -> LearnedPrior:
+    """A prior from guided-diffusion flags and a state dict, without a second copy of the weights:
+    the UNet is built on the meta device and takes the (memory-mapped) tensors by assignment."""
+    unet_config = UNetConfig.from_flags(flags)
+    with torch.device("meta"):
+        model = UNetModel(unet_config)
+    flag_text = ", ".join(f"{k}={flags[k]}" for k in ("image_size", "num_channels", "num_res_blocks", "channel_mult",
+                                                        "attention_resolutions", "learn_sigma") if k in flags)
+    load_weights(model, state, source, flag_text)
+    dtype = _blocks_dtype(precision, device)
+    model = model.to(device)
+    if dtype != torch.float32:
+        model.convert_blocks(dtype)
+    diffusion = GaussianDiffusion(DiffusionConfig.from_flags(flags), str(steps))
+    return LearnedPrior(model, diffusion, unet_config.image_size, unet_config.in_channels, device,
+                        clip_denoised=clip_denoised, name=source)
+
+
+def _egg_checkpoint_prior(ckpt: Mapping[str, Any], source: str, steps: str, device: torch.device,
+                          precision: str, clip_denoised: bool) -> LearnedPrior:
+    for key in ("unet", "diffusion", "ema"):
+        if key not in ckpt:
+            raise EggError(f"prior checkpoint {source} has no {key!r} entry; expected a file written by egg train-prior")
+    flags = {**ckpt["diffusion"], **ckpt["unet"]}
+    return build_unet_prior(flags, ckpt["ema"], source, steps, device, precision, clip_denoised)
+
+
+def load_prior(name_or_path: str = "default", steps: str | int = "50", device: str | torch.device | None = "auto",
+               **options: Any) -> Prior:
+    """Load a diffusion prior respaced to ``steps`` ("50", "ddim25", "10,20", ...).
+
+    Options: ``checkpoint`` (adm256: path of 256x256_diffusion_uncond.pt), ``flags``
+    (guided-diffusion flags for a plain state-dict file), ``precision`` (auto | fp32 | fp16 |
+    bf16; auto runs adm256 in fp16 on a GPU), ``clip_denoised`` (clamp x0 predictions to
+    [-1, 1]; default off, as EGG), and for ``spectral``: ``image_size`` (32), ``channels`` (1),
+    ``source`` (bundled or an image folder), ``fit_crops`` (2000), ``noise_schedule`` (cosine).
+    """
+    dev = _device(device)
+    steps = str(steps)
+    name = str(name_or_path)
+    opts = dict(options)
+    precision = str(opts.pop("precision", "auto"))
+    clip = bool(opts.pop("clip_denoised", False))
+    if name == "spectral":
+        from egg_cli.diffusion.spectral import SpectralPrior, fitted_to_photographs
+
+        source = opts.pop("source", "bundled")
+        model = fitted_to_photographs(None if source in (None, "bundled") else str(source), int(opts.pop("image_size", 32)),
+                                      int(opts.pop("channels", 1)), int(opts.pop("fit_crops", 2000)), int(opts.pop("seed", 0)))
+        prior: Prior = SpectralPrior.from_config(model, steps, dev, str(opts.pop("noise_schedule", "cosine")))
+    elif name == "adm256":
+        path = opts.pop("checkpoint", None)
+        if path in (None, ""):
+            raise EggError("prior adm256 needs OpenAI's 256x256_diffusion_uncond.pt: set prior.checkpoint=/path/to/256x256_diffusion_uncond.pt "
+                           "(with method.prior=adm256: method.prior_options.checkpoint=...)")
+        if not Path(str(path)).is_file():
+            raise EggError(f"prior.checkpoint={path} does not exist; expected the path of OpenAI's 256x256_diffusion_uncond.pt")
+        state = read_checkpoint(path, "adm256 checkpoint")
+        prior = build_unet_prior(ADM256_FLAGS, state, str(path), steps, dev, precision, clip)
+    else:
+        if name == "default":
+            if not DEFAULT_WEIGHTS.is_file():
+                raise EggError(f"the default prior's weights {DEFAULT_WEIGHTS} are missing from the installation; "
+                               "reinstall egg or use prior=spectral")
+            path = DEFAULT_WEIGHTS
+        else:
+            path = Path(name)
+            if path.is_dir():
+                path = path / "prior.pt"
+            if not path.is_file():
+                raise EggError(f"prior {name!r} is neither default, spectral, adm256 nor an existing checkpoint file")
+        ckpt = read_checkpoint(path)
+        flags = opts.pop("flags", None)
+        if is_egg_checkpoint(ckpt):
+            prior = _egg_checkpoint_prior(ckpt, str(path), steps, dev, precision, clip)
+        elif flags is not None:
+            state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+            prior = build_unet_prior(dict(flags), state, str(path), steps, dev, precision, clip)
+        else:
+            raise EggError(f"prior checkpoint {path} was not written by egg train-prior; pass its guided-diffusion flags "
+                           "(prior_options.flags={image_size: ..., num_channels: ..., ...})")
+    if opts:
+        raise EggError(f"load_prior({name!r}) got unknown options {sorted(opts)}")
+    return prior
