@@ -21,6 +21,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("egg_cli.cli.demo", "the whole loop on embedded defaults (simulate, train, synth, evaluate) ending in report.md"),
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
+    "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
     "collect": Command("egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"),
 }
 
