@@ -43,7 +43,7 @@ def test_submitit_local_sweep_isolates_the_failed_job_collects_all_and_skips_fin
     first = launch(sweep)
     # the sweep reports the failure after the other jobs ran
     assert first.returncode == 2, first.stderr[-3000:]
-    assert "egg: error: job 1 failed: dataset.overdispersion=-1 is not allowed" in first.stderr
+    assert "job 1 failed: dataset.overdispersion=-1 is not allowed" in first.stderr
     assert f"egg collect {sweep}" in first.stderr
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 3  # three submitit jobs, each its own process
 

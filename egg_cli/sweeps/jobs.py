@@ -85,14 +85,19 @@ class SweepJob:
                    job_id=str(hc.job.get("id", "")))
 
     def finished_summary(self, resolved_yaml: str) -> dict[str, Any] | None:
-        """The summary of an earlier finished run of this job with the same resolved config, if any."""
+        """The summary of an earlier finished run of this job with the same resolved config, if any.
+
+        Finished means job.json says so for this config hash and summary.json (written last by
+        every command) says ``"status": "finished"``.
+        """
         digest = config_hash(resolved_yaml)
         self.record["config_hash"] = digest
         previous = read_json(self.out / JOB_FILE) or {}
-        if previous.get("status") != "finished" or previous.get("config_hash") != digest:
+        summary = read_json(self.out / SUMMARY_FILE) or {}
+        if previous.get("status") != "finished" or previous.get("config_hash") != digest or summary.get("status") != "finished":
             return None
         log.info("job %d (%s) already finished with this config in %s: skipped", self.num, " ".join(self.overrides), self.out)
-        return read_json(self.out / SUMMARY_FILE) or {}
+        return summary
 
     def start(self, cfg: DictConfig) -> None:
         """Fit the job to its allocation, check device and precision, and mark it running."""
@@ -129,5 +134,4 @@ class SweepJob:
         detail = line if isinstance(err, (EggError, KeyboardInterrupt)) else "".join(traceback.format_exception(err))
         with atomic_path(self.out / ERROR_FILE) as tmp:
             tmp.write_text(detail.rstrip() + "\n")
-        return JobFailed(f"egg: error: job {self.num} failed: {line}\n"
-                         f"egg: the other jobs ran; every job's status: egg collect {self.sweep_dir}")
+        return JobFailed(f"job {self.num} failed: {line}; the other jobs ran (every job's status: egg collect {self.sweep_dir})")
