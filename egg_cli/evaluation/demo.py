@@ -116,17 +116,16 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
 
     plan.check()
     out = Path(out_dir).absolute()
-    common = [f"seed={plan.seed}", f"device={plan.device}"]
     stages: list[dict[str, Any]] = []
 
-    def stage(command: str, overrides: list[str], folder: Path, label: str) -> StageResult:
-        result = run_stage(command, [*common, *overrides], folder)
+    def stage(command: str, overrides: list[str], folder: Path, label: str, seed: int = plan.seed) -> StageResult:
+        result = run_stage(command, [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
         stages.append({"stage": label, "command": command, "folder": str(folder.relative_to(out)), "seconds": result.seconds})
         log.info("%s finished in %.1f s", label, result.seconds)
         return result
 
     # 1. a simulated dataset with known ground truth
-    sim = stage("simulate", list(plan.simulate), out / "simulate", "simulate")
+    sim = stage("simulate", [f"progress={override_value(plan.progress)}", *plan.simulate], out / "simulate", "simulate")
     dataset = out / "simulate" / "dataset.h5"
     if not dataset.is_file():
         raise EggError(f"egg simulate wrote no {dataset}; expected its dataset.h5")
@@ -138,8 +137,8 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
         checkpoints[arch], train_summaries[arch] = [], []
         for k in range(plan.members):
             folder = out / "train" / arch / f"member_{k}"
-            res = stage("train", [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train,
-                                  f"seed={plan.seed + k}"], folder, f"train {arch} member {k}")
+            res = stage("train", [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train],
+                        folder, f"train {arch} member {k}", seed=plan.seed + k)
             checkpoints[arch].append(folder / "model.pt")
             train_summaries[arch].append(res.summary)
 
