@@ -18,9 +18,11 @@ MODEL_CFG = {
 
 def tiny_simulation(path: Path, seed: int = 0) -> Path:
     """A simulated dataset with ground truth: 4 V4-like neurons on 24x24 crops (about 4 s)."""
+    from egg_cli.simulation.population import PopulationConfig
     from egg_cli.simulation.simulate import SimulationConfig, simulate, write_simulation
 
-    config = SimulationConfig(n_neurons=N_NEURONS, image_size=SIZE, n_train=200, n_validation=20, n_test=10, test_repeats=2)
+    config = SimulationConfig(n_neurons=N_NEURONS, image_size=SIZE, n_train=200, n_validation=20, n_test=10, test_repeats=2,
+                              neurons=PopulationConfig(cycles_per_image=(8.0, 4.0, 2.0)))
     write_simulation(simulate(config, seed=seed, progress=False), path)
     return path
 
