@@ -64,6 +64,13 @@ class SimulationConfig:
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise EggError(f"{prefix}.crop_scale={list(self.crop_scale)} is not allowed; expected [lo, hi] with 0 < lo <= hi <= 1")
+        self.neurons.check()
+        finest = self.image_size / max(self.neurons.cycles_per_image)
+        if finest < 3:
+            raise EggError(
+                f"{prefix}.neurons.cycles_per_image={list(self.neurons.cycles_per_image)} gives a wavelength of {finest:.2g} px "
+                f"at image size {self.image_size}; expected at most {self.image_size / 3:.3g} cycles per image (wavelengths of 3 px or more)"
+            )
 
 
 def _check_keys(values: dict[str, Any], cls: type, prefix: str, exclude: set[str] = frozenset()) -> None:
