@@ -104,3 +104,16 @@ def test_overlap_statistics_counts():
     assert stats["n_significant_any"] == 4
     assert stats["fraction_multi_layer"] == pytest.approx(2 / 4)
     assert np.isnan(dice(np.zeros(3, bool), np.zeros(3, bool)))
+
+
+@pytest.mark.parametrize("method,residual", [("spearman", False), ("pearson", True), ("spearman", True)])
+def test_reindexed_permuted_models_equal_recomputed_ones(method, residual):
+    from egg_cli.rsa.compare import pair_permutation
+    from egg_cli.rsa.mapping import permuted_models
+
+    vectors = _model_vectors(_features(shared=1.0))
+    cmp = Comparison(method, residual)
+    perms = [np.random.default_rng(i).permutation(K) for i in range(5)]
+    fast = permuted_models(cmp, cmp.prepare_models(vectors), vectors, LAYERS, perms)
+    slow = np.stack([cmp.prepare_models(vectors[:, pair_permutation(p)]) for p in perms])
+    np.testing.assert_allclose(fast, slow, atol=1e-6)

@@ -23,11 +23,11 @@ def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], 
     """Side-by-side annotated heatmaps of (L, L) matrices."""
     plt = _plt()
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.8, 4), squeeze=False)
-    for ax, matrix, title in zip(axes[0], matrices, titles):
+    fig, axes = plt.subplots(1, n, figsize=(4.4 * n + 1.2, 4.4), squeeze=False, constrained_layout=True)
+    for index, (ax, matrix, title) in enumerate(zip(axes[0], matrices, titles)):
         im = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap=cmap)
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels if index == 0 else [], fontsize=7)
         ax.set_title(title, fontsize=9)
         if len(labels) <= 12:
             for i in range(len(labels)):

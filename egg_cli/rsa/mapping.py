@@ -89,8 +89,8 @@ def map_layers(
         good = brain[ok].astype(np.float32)
         for start in range(0, n_permutations, permutation_batch):
             batch = permutations[start : start + permutation_batch]
-            permuted = np.stack([comparison.prepare_models(model_vectors[:, pair_permutation(p)], layers) for p in batch])
-            null = comparison.score(good, permuted.astype(np.float32))  # (n_ok, B, L)
+            permuted = permuted_models(comparison, models, model_vectors, layers, batch)
+            null = comparison.score(good, permuted)  # (n_ok, B, L)
             null_max[start : start + len(batch)] = np.maximum(null_max[start : start + len(batch)], null.max(0))
             exceed[chunk[ok]] += (null >= observed[ok][:, None, :] - 1e-6).sum(1)
     result = LayerMaps(layers=list(layers), stats=stats, valid=valid)
@@ -106,6 +106,21 @@ def map_layers(
         result.p_uncorrected = np.where(valid[:, None], (1 + exceed) / (1 + n_permutations), np.nan)
         result.null_max = reference
     return result
+
+
+def permuted_models(comparison: Comparison, prepared: np.ndarray, model_vectors: np.ndarray, layers: list[str],
+                    permutations: list[np.ndarray]) -> np.ndarray:
+    """Prepared model vectors (B, L, ·) for condition-label permutations, as float32.
+
+    Ranking, standardization and residualization all commute with a common reordering of the RDM
+    entries, so for pearson/spearman (plain or residual) the prepared vectors are just reindexed;
+    tau-a's pair signs are recomputed from the permuted RDMs.
+    """
+    if comparison.method == "tau-a":
+        out = [comparison.prepare_models(model_vectors[:, pair_permutation(p)], layers) for p in permutations]
+    else:
+        out = [prepared[:, pair_permutation(p)] for p in permutations]
+    return np.stack(out).astype(np.float32)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -146,7 +146,7 @@ class RdmCalculator:
             total = 0.0
             for train, test in zip(self.train, self.test):
                 a, b = train[idx], test[idx]  # (n, m, K)
-                kernel = np.einsum("nmk,nml->nkl", a, b)
+                kernel = np.matmul(a.transpose(0, 2, 1), b)
                 diag = np.einsum("nkk->nk", kernel)
                 total = total + (diag[:, self.rows] + diag[:, self.cols] - kernel[:, self.rows, self.cols]
                                  - kernel[:, self.cols, self.rows])
@@ -156,14 +156,14 @@ class RdmCalculator:
         if self.distance == "correlation":
             mean = x.sum(1, keepdims=True) / count[:, None, None]
             x = (x - mean) * valid_voxels[..., None]
-            gram = np.einsum("nmk,nml->nkl", x, x)
+            gram = np.matmul(x.transpose(0, 2, 1), x)
             norm = np.sqrt(np.einsum("nkk->nk", gram))
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = 1.0 - gram[:, self.rows, self.cols] / (norm[:, self.rows] * norm[:, self.cols])
             ok = (norm > 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0)))).all(1)
             out[~ok] = np.nan
             return out, ok
-        gram = np.einsum("nmk,nml->nkl", x, x)
+        gram = np.matmul(x.transpose(0, 2, 1), x)
         diag = np.einsum("nkk->nk", gram)
         out = (diag[:, self.rows] + diag[:, self.cols] - 2 * gram[:, self.rows, self.cols]) / count[:, None]
         return out, np.isfinite(out).all(1)

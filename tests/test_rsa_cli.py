@@ -1,0 +1,68 @@
+"""End to end through the console script: rsm synth, rsm simulate -> rsm map / rsm residual (tiny sizes)."""
+import json
+import subprocess
+import sys
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+
+EGG = [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])"]
+LAYERS = "[inception3a,inception4c,inception5b]"
+
+
+def egg(*args, cwd=None):
+    proc = subprocess.run([*EGG, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_rsm_synth_writes_images_rsms_and_before_after_correlations(tmp_path):
+    out = tmp_path / "synth"
+    egg("rsm", "synth", "n_images=6", "image_size=32", "steps=6", "eval_every=2", f"model.layers={LAYERS}",
+        "progress=false", f"hydra.run.dir={out}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["natural"]["mean_squared"] > 0.5  # natural images: correlated layer RSMs
+    assert summary["synthesized"]["mean_squared"] <= summary["natural"]["mean_squared"]
+    with h5py.File(out / "images.h5") as f:
+        assert f["images"].shape == (6, 3, 32, 32) and f["natural_images"].shape == (6, 3, 32, 32)
+    with h5py.File(out / "layer_rdms.h5") as f:
+        assert f["rdms"].shape == (3, 6, 6)
+    assert len(list((out / "images").glob("synth_*.png"))) == 6
+    for name in ("layer_correlation.png", "rsms.png", "images.png", "loss.png", "layer_correlation.csv", "trace.csv"):
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_rsm_simulate_then_map_and_residual(tmp_path):
+    sim = tmp_path / "sim"
+    egg("rsm", "simulate", "n_images=10", "image_size=32", f"model.layers={LAYERS}", "volume.shape=[20,22,20]",
+        "volume.region_radius_mm=9", "volume.noise_std=0.5", f"hydra.run.dir={sim}")
+    bold, truth = nib.load(sim / "bold.nii.gz"), nib.load(sim / "truth.nii.gz")
+    assert bold.shape == (20, 22, 20, 40)  # 10 images x 4 runs
+    np.testing.assert_allclose(bold.affine, truth.affine)
+    assert bold.affine[0, 0] == 3.0 and np.allclose(bold.affine[:3, 3], -3.0 * (np.array([20, 22, 20]) - 1) / 2)
+    assert set(np.unique(np.asarray(truth.dataobj))) == {0, 1, 2, 3}
+    common = [f"data={sim / 'bold.nii.gz'}", f"mask={sim / 'mask.nii.gz'}", f"events={sim / 'events.csv'}",
+              f"rdms={sim / 'layer_rdms.h5'}", f"truth={sim / 'truth.nii.gz'}", "n_permutations=50", "radius=7"]
+    for command in ("map", "residual"):
+        out = tmp_path / command
+        egg("rsm", command, *common, f"hydra.run.dir={out}")
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["recovery"]["n_regions"] == 3
+        assert summary["n_centres_valid"] == summary["n_centres"] > 1000
+        for layer in ("inception3a", "inception4c", "inception5b"):
+            img = nib.load(out / "maps" / f"{layer}.nii.gz")
+            assert img.shape == (20, 22, 20) and np.isfinite(np.asarray(img.dataobj)).all()
+            assert (out / "maps" / f"{layer}_pfwer.nii.gz").exists()
+        best = np.asarray(nib.load(out / "best_layer.nii.gz").dataobj)
+        assert set(np.unique(best)) <= {0, 1, 2, 3}
+        for name in ("overlap_dice.csv", "recovery.csv", "results.h5", "best_layer.png", "overlap.png", "null_max.png"):
+            assert (out / name).exists()
+    residual = json.loads((tmp_path / "residual" / "summary.json").read_text())
+    assert set(residual["explained_by_others"]) == {"inception3a", "inception4c", "inception5b"}
+    assert all(0 < v < 1 for v in residual["explained_by_others"].values())
