@@ -112,3 +112,18 @@ def test_learned_variance_loss_adds_variational_bound_with_gradient_only_to_vari
     grad = model.out[2].weight.grad
     assert grad[:1].abs().max() == 0  # mean channel frozen in the bound
     assert grad[1:].abs().max() > 0
+
+
+def test_ema_warmup_decay_follows_the_schedule_and_tracks_weights():
+    from egg_cli.diffusion.ema import EMA
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.99, warmup=True)
+    assert ema.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)
+    assert ema.shadow.weight.item() == pytest.approx(0.9)
+    ema.updates = 10_000
+    assert ema.current_decay() == 0.99

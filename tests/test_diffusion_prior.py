@@ -123,3 +123,32 @@ def test_spectral_prior_loads_by_name_fitted_to_bundled_crops():
     assert 1.5 < prior.model.exponent[0] < 3.5  # natural images: power falls as about 1/f^2
     out = prior.p_mean_variance(torch.zeros(2, 1, 16, 16), 19)
     assert torch.isfinite(out["mean"]).all() and out["variance"].min() > 0
+
+
+def test_loading_assigns_memory_mapped_weights_without_copying(reference_file):
+    from egg_cli.diffusion.checkpoint import read_checkpoint
+    from egg_cli.diffusion.loading import build_unet_prior
+
+    path, meta, _ = reference_file
+    state = read_checkpoint(path)
+    prior = build_unet_prior(meta["config"], state, str(path), "50", torch.device("cpu"))
+    params = dict(prior.model.named_parameters())
+    assert all(params[k].data_ptr() == v.data_ptr() for k, v in state.items())
+    assert not any(p.requires_grad for p in params.values())
+
+
+def test_half_precision_blocks_keep_float32_output_close_to_reference():
+    meta, arrays = small_reference()
+    from egg_cli.diffusion import UNetConfig, UNetModel
+
+    model = UNetModel(UNetConfig.from_flags(meta["config"]))
+    model.load_state_dict(small_state_dict(arrays))
+    model.convert_blocks(torch.bfloat16)  # fp16 on a GPU; bfloat16 runs on the CPU
+    assert model.input_blocks[1][0].in_layers[2].weight.dtype == torch.bfloat16
+    assert model.input_blocks[1][0].in_layers[0].weight.dtype == torch.float32  # group norm
+    assert model.out[2].weight.dtype == model.time_embed[0].weight.dtype == torch.float32
+    with torch.no_grad():
+        out = model(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["t_raw"]))
+    ref = torch.from_numpy(arrays["out_raw"])
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().max().item() < 0.05 * ref.abs().max().item()

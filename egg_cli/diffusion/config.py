@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from egg_cli.errors import EggError
@@ -102,7 +102,6 @@ class DiffusionConfig:
     sigma_small: bool = False               # fixed variance: posterior (small) or beta (large)
     timestep_respacing: str = ""
     rescale_timesteps: bool = False
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_flags(cls, flags: Mapping[str, Any]) -> "DiffusionConfig":
@@ -120,6 +119,4 @@ class DiffusionConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("extra")
-        return d
+        return dataclasses.asdict(self)

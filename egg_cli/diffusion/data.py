@@ -36,7 +36,6 @@ class CropBank:
         photos = load_photographs(source, grayscale=channels == 1)
         crops = random_crops(photos, count, image_size, np.random.default_rng(seed), (lo, hi), flip=True)
         self.images = torch.from_numpy(np.round(crops * 255.0).astype(np.uint8))
-        self.flip = True
 
     def __len__(self) -> int:
         return len(self.images)

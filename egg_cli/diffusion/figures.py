@@ -33,3 +33,21 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
         grid = grid.repeat(zoom, axis=0).repeat(zoom, axis=1)
     with atomic_path(path) as tmp:
         plt.imsave(tmp, grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1, format="png")
+
+
+def save_training_curves(metrics: list[dict], path: str | Path) -> None:
+    """Loss against step and, where sampled, the samples' spectral slope against the crops'."""
+    import matplotlib.pyplot as plt
+
+    from egg_cli.io import save_figure
+
+    fig, (ax_loss, ax_slope) = plt.subplots(1, 2, figsize=(8, 3))
+    ax_loss.plot([m["step"] for m in metrics], [m["loss"] for m in metrics])
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    sampled = [m for m in metrics if m.get("sample_slope") is not None]
+    if sampled:
+        ax_slope.plot([m["step"] for m in sampled], [m["sample_slope"] for m in sampled], "o-", label="samples")
+        ax_slope.axhline(sampled[-1]["crop_slope"], color="k", ls="--", label="crops")
+        ax_slope.legend()
+    ax_slope.set(xlabel="step", ylabel="spectral slope", title="power spectrum slope")
+    save_figure(fig, path)

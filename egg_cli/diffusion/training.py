@@ -20,7 +20,7 @@ from egg_cli.diffusion.checkpoint import FORMAT, export_prior, read_checkpoint, 
 from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
 from egg_cli.diffusion.data import CropBank
 from egg_cli.diffusion.ema import EMA
-from egg_cli.diffusion.figures import save_image_grid
+from egg_cli.diffusion.figures import save_image_grid, save_training_curves
 from egg_cli.diffusion.gaussian import GaussianDiffusion
 from egg_cli.diffusion.prior import LearnedPrior
 from egg_cli.diffusion.spectrum import spectral_slope
@@ -189,6 +189,8 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if step % int(cfg.checkpoint_every) == 0 or step == total:
             save_checkpoint()
     bar.close()
+    if metrics:
+        save_training_curves(metrics, out_dir / "training.png")
     last = metrics[-1] if metrics else {}
     summary = {"steps": step, "elapsed_s": round(elapsed(), 1), "final_loss": last.get("loss"),
                "sample_slope": next((m["sample_slope"] for m in reversed(metrics) if "sample_slope" in m), None),
