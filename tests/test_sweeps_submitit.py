@@ -25,12 +25,12 @@ def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
     return subprocess.run([sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def launch(sweep: Path) -> subprocess.CompletedProcess:
     return egg("simulate", "-m", *TINY, *SWEEP, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
-               "hydra.launcher.timeout_min=4", f"hydra.sweep.dir={sweep}", cwd=sweep.parent)
+               "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}", cwd=sweep.parent)
 
 
 def job_json(sweep: Path, num: int) -> dict:
