@@ -70,7 +70,7 @@ def main() -> None:
     sl, t_egg_sl = timed(lambda: volume_searchlights(mask, args.radius, None, threshold=1.0, min_voxels=1))
     assert np.array_equal(np.ravel_multi_index(tuple(sl.center_coordinates.T), mask.shape), rsa_centres)
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         rsa_rdms, t_rsa_rdm = timed(lambda: get_searchlight_RDMs(full, rsa_centres, rsa_neighbours, np.arange(k),
                                                                   method=args.distance, verbose=False))
     (egg_rdms, ok), t_egg_rdm = timed(lambda: RdmCalculator(patterns, sl, args.distance).all_rdms())

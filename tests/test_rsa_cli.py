@@ -51,7 +51,15 @@ def test_rsm_simulate_then_map_and_residual(tmp_path):
               f"rdms={sim / 'layer_rdms.h5'}", f"truth={sim / 'truth.nii.gz'}", "n_permutations=50", "radius=7"]
     for command in ("map", "residual"):
         out = tmp_path / command
-        egg("rsm", command, *common, f"hydra.run.dir={out}")
+        if command == "map":
+            egg("rsm", command, *common, f"hydra.run.dir={out}")
+        else:  # the same pipeline in-process (saves a second interpreter start)
+            from egg_cli.rsa.pipeline import run_mapping
+            import torch
+
+            cfg = {k: v for k, v in (a.split("=", 1) for a in common)}
+            cfg.update(n_permutations=50, radius=7.0, seed=0)
+            run_mapping(cfg, out, torch.device("cpu"), residual=True)
         summary = json.loads((out / "summary.json").read_text())
         assert summary["status"] == "finished" and summary["recovery"]["n_regions"] == 3
         assert summary["n_centres_valid"] == summary["n_centres"] > 1000
