@@ -22,6 +22,10 @@ COMMANDS: dict[str, Command] = {
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
     "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
+    "rsm synth": Command("egg_cli.cli.rsm_synth", "images whose network-layer RSMs are decorrelated (fMRI layer mapping stimuli)"),
+    "rsm simulate": Command("egg_cli.cli.rsm_simulate", "simulated fMRI (NIfTI) with each region carrying one layer's representation"),
+    "rsm map": Command("egg_cli.cli.rsm_map", "searchlight RSA of NIfTI patterns vs layer RDMs: layer maps, permutation test, overlaps"),
+    "rsm residual": Command("egg_cli.cli.rsm_residual", "searchlight maps of each layer's RDM residualized on all other layers"),
     "collect": Command("egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"),
 }
 
