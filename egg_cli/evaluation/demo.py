@@ -120,7 +120,8 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
 
     def stage(command: str, overrides: list[str], folder: Path, label: str, seed: int = plan.seed) -> StageResult:
         result = run_stage(command, [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
-        stages.append({"stage": label, "command": command, "folder": str(folder.relative_to(out)), "seconds": result.seconds})
+        stages.append({"stage": label, "command": command, "folder": str(folder.relative_to(out)), "seconds": result.seconds,
+                       "cpu_seconds": result.cpu_seconds})
         log.info("%s finished in %.1f s", label, result.seconds)
         return result
 

@@ -157,13 +157,32 @@ def _setup_section(result: DemoResult, plan: DemoPlan) -> str:
 
 
 def _stage_section(result: DemoResult) -> str:
-    rows = [{"stage": s["stage"], "folder": s["folder"], "seconds": s["seconds"]} for s in result.stages]
+    rows = [{"stage": s["stage"], "folder": s["folder"], "wall seconds": s["seconds"],
+             "CPU seconds": s.get("cpu_seconds", float("nan"))} for s in result.stages]
     total = sum(s["seconds"] for s in result.stages)
+    cpu = sum(s.get("cpu_seconds", 0.0) for s in result.stages)
     by_kind: dict[str, float] = {}
     for s in result.stages:
         by_kind[s["command"]] = by_kind.get(s["command"], 0.0) + s["seconds"]
     kinds = ", ".join(f"{k} {v / 60:.1f} min" for k, v in by_kind.items())
-    return f"\n## Stages and their time\n\nTotal {total / 60:.1f} min: {kinds}.\n\n" + markdown_table(rows, digits=1)
+    load = _load_average()
+    return (f"\n## Stages and their time\n\nTotal wall time {total / 60:.1f} min ({kinds}); CPU time of the demo process "
+            f"{cpu / 60:.1f} min over {_threads()} torch thread(s)"
+            + (f"; load average {load:.1f} at the end (a load above the core count means other work shared the CPU)" if load is not None else "")
+            + ".\n\n" + markdown_table(rows, digits=1))
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _work(row: dict) -> str:

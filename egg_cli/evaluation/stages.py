@@ -30,7 +30,8 @@ class StageResult:
     command: str
     out_dir: Path
     summary: dict[str, Any]
-    seconds: float
+    seconds: float  # wall time
+    cpu_seconds: float  # CPU time of this process (all threads) during the stage
 
 
 def compose_stage(command: str, overrides: Sequence[str], out_dir: Path) -> DictConfig:
@@ -76,7 +77,7 @@ def run_stage(command: str, overrides: Sequence[str], out_dir: str | Path) -> St
     HydraConfig.instance().set_config(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("stage egg %s %s -> %s", command, " ".join(overrides), out_dir)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         with atomic_path(out_dir / "config.yaml") as tmp:
             tmp.write_text(OmegaConf.to_yaml(task_cfg, resolve=True))
@@ -84,7 +85,7 @@ def run_stage(command: str, overrides: Sequence[str], out_dir: str | Path) -> St
     finally:
         if previous is not None:
             HydraConfig.instance().cfg = previous
-    return StageResult(command, out_dir, dict(summary or {}), time.perf_counter() - start)
+    return StageResult(command, out_dir, dict(summary or {}), time.perf_counter() - start, time.process_time() - cpu_start)
 
 
 def override_value(value: Any) -> str:
