@@ -122,3 +122,14 @@ def test_evaluate_writes_tables_figures_and_a_finished_summary(tmp_path, evaluat
     assert saved["status"] == "finished" and list(saved)[-1] == "status"
     assert saved["mean_normalized_activation"]["cnn | held_out | ga"] == pytest.approx(float(table[0]["mean"]))
     assert summary["seconds_per_image"]["resnet | egg"] == 0.5
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": "max"}, "seeds='max' unknown"),
+    ({"neurons": "some"}, "neurons='some' unknown"),
+    ({"natural_tier": "holdout"}, "natural.tier='holdout' unknown"),
+    ({"rms_contrast": 0.0}, "contrast.rms=0.0 must be positive"),
+])
+def test_bad_settings_are_refused_before_anything_is_loaded(change, message):
+    with pytest.raises(EggError, match=message):
+        EvaluationSettings(**change).check()

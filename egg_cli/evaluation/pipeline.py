@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -50,7 +50,21 @@ class EvaluationSettings:
     bootstrap: int = 1000
     seed: int = 0
     grid_neurons: int = 8
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse unknown option values before any model is loaded."""
+        from egg_cli.evaluation.generalization import SEED_SELECTIONS
+        from egg_cli.synthesis.adapter import FITS
+
+        choices = {"seeds": (self.seeds, SEED_SELECTIONS), "neurons": (self.neurons, ("common", "all")),
+                   "natural.tier": (self.natural_tier, NATURAL_TIERS), "fit": (self.fit, FITS)}
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise EggError(f"{key}={value!r} unknown; expected one of {', '.join(allowed)}")
+        if self.rms_contrast is not None and not self.rms_contrast > 0:
+            raise EggError(f"contrast.rms={self.rms_contrast} must be positive (RMS contrast in z-units, e.g. 0.25)")
+        if self.batch_size < 1 or self.bootstrap < 1:
+            raise EggError(f"batch_size={self.batch_size} and bootstrap={self.bootstrap} must be positive integers")
 
 
 def load_runs(specs: Sequence[Any]) -> list[SynthesisRun]:
@@ -198,6 +212,7 @@ def per_neuron_rows(evaluation: Evaluation) -> list[dict]:
 def run_evaluate(run_specs: Sequence[Any], evaluator_specs: Mapping[str, Any], dataset_path: str | None,
                  out_dir: str | os.PathLike, settings: EvaluationSettings, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Everything `egg evaluate` does, from config entries (run folders, evaluator specs)."""
+    settings.check()
     runs = load_runs(run_specs)
     needs_truth = any(isinstance(v, str) and v == "ground_truth" for v in evaluator_specs.values())
     dataset = resolve_dataset(dataset_path, runs) if (dataset_path or needs_truth or any(r.dataset for r in runs)) else None
