@@ -92,14 +92,20 @@ def test_sinusoidal_position_encoding_is_distinct_per_position_and_fixed():
 def test_attention_readout_pools_with_a_softmax_over_positions_that_depends_on_the_image():
     torch.manual_seed(0)
     readout = AttentionReadout((8, 5, 5), n_neurons=4, dim=6, init_query_std=1.0).eval()
+    with torch.no_grad():
+        readout.features.normal_()
     x1, x2 = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
-    w1, values = readout.attention(x1)
-    assert w1.shape == (2, 25, 4) and values.shape == (2, 25, 6)
+    w1, tokens = readout.attention(x1)
+    assert w1.shape == (2, 25, 4) and tokens.shape == (2, 25, 8)
     assert torch.allclose(w1.sum(1), torch.ones(2, 4), atol=1e-6)
     w2, _ = readout.attention(x2)
     assert (w1 - w2).abs().max() > 1e-3  # image-dependent pooling map
-    expected = torch.einsum("bpn,bpd,nd->bn", w1, values, readout.features) + readout.bias
-    assert torch.allclose(readout(x1), expected, atol=1e-6)
+    # the textbook formulation: keys and values per position, scaled dot product, softmax, pooling
+    keys, values = readout.key(tokens), readout.value(tokens)
+    scores = torch.einsum("bpd,nd->bpn", keys, readout.query) / np.sqrt(8)
+    assert torch.allclose(w1, torch.softmax(scores, dim=1), atol=1e-6)
+    expected = torch.einsum("bpn,bpd,nd->bn", torch.softmax(scores, 1), values, readout.features) + readout.bias
+    assert torch.allclose(readout(x1), expected, atol=1e-5)
     assert readout.key.bias is None and readout.value.bias is None
 
 

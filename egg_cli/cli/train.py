@@ -104,7 +104,8 @@ def run(cfg: DictConfig) -> dict:
     model.test_correlation = per_neuron[headline]["correlation"]
     model.dataset_path = str(dataset.path)
     training = {"epochs": state.epoch, "best_epoch": state.best_epoch, "best_validation_correlation": state.best_score,
-                "stop_reason": state.stop_reason, "lr_decays": state.lr_decays, "train_minutes": state.seconds / 60}
+                "stop_reason": state.stop_reason, "lr_decays": state.lr_decays, "train_minutes": state.seconds / 60,
+                "train_cpu_minutes": state.cpu_seconds / 60, "load_average_at_end": list(os.getloadavg())}
     save_checkpoint(out / "model.pt", model, cfg.model,
                     extra={"seed": int(cfg.seed), "metrics": metrics, "training": training})
     write_json(out / "metrics.json", {"headline_tier": headline, **metrics})

@@ -70,7 +70,8 @@ class TrainingState:
     lr_decays: int = 0
     finished: bool = False
     stop_reason: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock seconds of training and validation, over all sessions
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads): comparable across machine loads
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -126,12 +127,15 @@ def fit(
         state, best_weights = _resume(state_path, model, optimizer, scheduler, fingerprint)
         log.info("resuming from %s after epoch %d (best validation correlation %.4f at epoch %d)",
                  state_path, state.epoch, state.best_score, state.best_epoch)
+        if state.finished and _budget_left(state, config):
+            log.info("the run had stopped (%s); continuing under the larger budget", state.stop_reason)
+            state.finished, state.stop_reason = False, ""
     else:
         torch.manual_seed(seed)
 
     n_batches = math.ceil(len(dataset.trials("train")) / config.batch_size)
     while not state.finished:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         epoch = state.epoch + 1
         model.train()
         total, count = 0.0, 0
@@ -161,8 +165,9 @@ def fit(
         scheduler.step(score)
         state.epoch = epoch
         state.seconds += time.perf_counter() - started
-        state.history.append({"epoch": epoch, "train_poisson_loss": total / max(count, 1),
-                              "validation_correlation": score, "lr": lr, "seconds": state.seconds})
+        state.cpu_seconds += time.process_time() - cpu_started
+        state.history.append({"epoch": epoch, "train_poisson_loss": total / max(count, 1), "validation_correlation": score,
+                              "lr": lr, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds, "images": count})
         log.info("epoch %d: train loss %.4f, validation correlation %.4f (best %.4f at %d), lr %.2g, %.1f min",
                  epoch, total / max(count, 1), score, state.best_score, state.best_epoch, lr, state.seconds / 60)
         if optimizer.param_groups[0]["lr"] < lr:  # plateau: decay and continue from the best weights
@@ -183,6 +188,13 @@ def fit(
     log.info("training stopped after epoch %d (%s); best validation correlation %.4f at epoch %d",
              state.epoch, state.stop_reason, state.best_score, state.best_epoch)
     return state
+
+
+def _budget_left(state: TrainingState, config: TrainerConfig) -> bool:
+    """True when a run that stopped on its epoch or time budget may go on under ``config``."""
+    budget_stop = state.stop_reason.startswith(("reached trainer.max_epochs", "reached trainer.max_minutes"))
+    more_time = config.max_minutes is None or state.seconds < 60 * config.max_minutes
+    return budget_stop and state.epoch < config.max_epochs and more_time
 
 
 def _save(path: Path, state: TrainingState, model: nn.Module, best_weights: dict, optimizer: torch.optim.Optimizer,

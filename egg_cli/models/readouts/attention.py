@@ -4,6 +4,8 @@ A fixed 2D sinusoidal position encoding is added to the core's features (with dr
 bias-free linear maps give a key and a value per position; each neuron's learned query is
 compared with every key (scaled dot product), a softmax over positions gives an image-dependent
 pooling map, and the pooled value is projected on a per-neuron feature vector plus a bias.
+Both linear maps are folded into the per-neuron vectors (exactly the same function), so the cost
+grows with the core's channels rather than with the key/value size.
 """
 from __future__ import annotations
 
@@ -68,16 +70,22 @@ class AttentionReadout(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_neurons) if bias_init is None else torch.as_tensor(bias_init, dtype=torch.float32).clone())
 
     def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooling maps ``(B, positions, n)`` (softmax over positions) and values ``(B, positions, dim)``."""
+        """Pooling maps ``(B, positions, n)`` (softmax over positions) and the tokens ``(B, positions, C)``.
+
+        The score of position p for neuron n is ``key(token_p) . query_n = token_p . (W_k^T query_n)``;
+        folding the key map into the queries gives the same scores at a cost that scales with the
+        number of channels instead of the key size.
+        """
         tokens = self.dropout(x + self.position_encoding).flatten(2).transpose(1, 2)  # (B, P, C)
-        keys, values = self.key(tokens), self.value(tokens)
-        weights = torch.softmax(torch.einsum("bpd,nd->bpn", keys, self.query) * self.scale, dim=1)
-        return weights, values
+        queries = self.query @ self.key.weight  # (n, C)
+        weights = torch.softmax(tokens @ queries.T * self.scale, dim=1)
+        return weights, tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights, values = self.attention(x)
-        pooled = torch.einsum("bpn,bpd->bnd", weights, values)
-        return torch.einsum("bnd,nd->bn", pooled, self.features) + self.bias
+        # sum_p w_pn value(token_p) . f_n = (sum_p w_pn token_p) . (W_v^T f_n): pool tokens, then project
+        weights, tokens = self.attention(x)
+        pooled = torch.einsum("bpn,bpc->bnc", weights, tokens)
+        return torch.einsum("bnc,nc->bn", pooled, self.features @ self.value.weight) + self.bias
 
     def regularizer(self) -> torch.Tensor:
         """L1 penalties on the queries and on the feature vectors."""
