@@ -130,19 +130,23 @@ def simulated(tmp_path_factory):
 
 @pytest.mark.slow
 def test_closed_loop_session_against_the_simulated_rig_script(simulated, tmp_path):
-    """egg synth method=xdream scorer=closed_loop with scripts/simulated_rig.py answering as a subprocess."""
+    """egg synth method=xdream scorer=closed_loop: no rig -> clear timeout (exit 2); then
+    scripts/simulated_rig.py answers as a subprocess and the same command resumes and finishes."""
     out, exchange = tmp_path / "run", tmp_path / "exchange"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [*EGG, "synth", f"hydra.run.dir={out}", "progress=false", f"model={simulated['model']}", "method=xdream",
+               "method.budget=160", "neurons=[1,3]", "seeds=[0]", "generator.grid=6", "method.scorer.kind=closed_loop",
+               f"method.scorer.exchange={exchange}", "method.scorer.poll_s=0.05", "natural.enabled=false"]
+    proc = subprocess.run([*command, "method.scorer.timeout_s=1"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert "closed loop: no" in proc.stderr and "gen_0000/responses.csv" in proc.stderr and "hydra.run.dir" in proc.stderr
+    assert (exchange / "gen_0000" / "manifest.json").exists() and not (out / "synthesis.h5").exists()
     rig = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "simulated_rig.py"), "--exchange", str(exchange),
                             "--dataset", str(simulated["dataset"]), "--noise", "none", "--skip", "0.1",
                             "--poll", "0.05", "--linger", "0.5", "--idle-timeout", "240"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        proc = subprocess.run([*EGG, "synth", f"hydra.run.dir={out}", "progress=false", f"model={simulated['model']}",
-                               "method=xdream", "method.budget=160", "neurons=[1,3]", "seeds=[0]", "generator.grid=6",
-                               "method.scorer.kind=closed_loop", f"method.scorer.exchange={exchange}",
-                               "method.scorer.timeout_s=120", "method.scorer.poll_s=0.05", "natural.enabled=false"],
-                              capture_output=True, text=True, env=env, timeout=400)
+        proc = subprocess.run([*command, "method.scorer.timeout_s=120"], capture_output=True, text=True, env=env, timeout=400)
         rig_out, _ = rig.communicate(timeout=60)
     finally:
         if rig.poll() is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -224,7 +224,9 @@ class GradientFreeMethod(SynthesisMethod):
         if max_count is None:
             self._scorer = base
             return base
-        reference = self._reference_rates(scoring, adapter, device)
+        where = {**options, **self.noise_options}
+        reference = self._reference_rates(scoring, lambda: self._dataset_path(objective, where, "method.noise.max_count"),
+                                          adapter, device)
         self._scorer = PoissonScorer(base, float(max_count), reference)
         return self._scorer
 
@@ -239,7 +241,8 @@ class GradientFreeMethod(SynthesisMethod):
 
         return load_ground_truth(self._dataset_path(objective, options, "method.scorer.kind=ground_truth"), device)
 
-    def _reference_rates(self, scoring: Objective, adapter: ImageAdapter, device: torch.device) -> np.ndarray:
+    def _reference_rates(self, scoring: Objective, dataset_path: Callable[[], str], adapter: ImageAdapter,
+                         device: torch.device) -> np.ndarray:
         """Per problem, the best natural image's rate at the synthesis contrast (noise scale)."""
         from egg_cli.data import load_dataset
         from egg_cli.synthesis.reference import natural_reference
@@ -247,8 +250,7 @@ class GradientFreeMethod(SynthesisMethod):
         rates = self.noise_options.get("reference_rates")
         if rates is not None:
             return np.asarray(rates, dtype=np.float64)
-        path = self._dataset_path(scoring, {**self.scorer_options, **self.noise_options}, "method.noise.max_count")
-        dataset = load_dataset(path)
+        dataset = load_dataset(dataset_path())
         reference = natural_reference(scoring, np.asarray(dataset.images), adapter.norm, device, top_k=1, progress=False)
         return reference["score"][:, 0].astype(np.float64)
 
