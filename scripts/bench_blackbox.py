@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ def main() -> None:
     ga = synthesize(GradientAscent(steps=args.ga_steps), objective, list(range(args.ga_seeds)), device, progress=False)
     ga_best = ga.scores["generating"].max(axis=1).astype(np.float64)
     seconds = {"ga": time.perf_counter() - start}
+    print(f"done GA MEIs and natural reference: {seconds['ga']:.0f} s", file=sys.stderr, flush=True)
     truth_ref = None
     if truth is not None:
         truth_objective = objective.with_model(truth)
@@ -132,6 +134,7 @@ def main() -> None:
             t0 = time.perf_counter()
             result = synthesize(method, objective, [args.seed], device, progress=False)
             seconds[f"{name}@{noise}"] = time.perf_counter() - t0
+            print(f"done {name} noise={noise}: {seconds[f'{name}@{noise}']:.0f} s", file=sys.stderr, flush=True)
             act = result.scores["generating"][:, 0].astype(np.float64)
             vs_ga, vs_nat = ratio(act, ga_best), ratio(act, natural)
             label = "none" if noise is None else f"{noise:g}"
