@@ -65,15 +65,16 @@ class SearchOutcome:
 
 @torch.no_grad()
 def render(generator: CodeGenerator, adapter: ImageAdapter, codes: np.ndarray, device: torch.device,
-           batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codes (N, D) -> (model-input images, generator images), both on the CPU."""
+           batch_size: int = 64, keep_generated: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Codes (N, D) -> (model-input images, generator images or None), both on the CPU."""
     model_images, generated = [], []
     for i in range(0, len(codes), batch_size):
         batch = torch.as_tensor(codes[i : i + batch_size], dtype=torch.float32, device=device)
         images = generator(batch)
-        generated.append(images.float().cpu())
+        if keep_generated:
+            generated.append(images.float().cpu())
         model_images.append(adapter(images).float().cpu())
-    return torch.cat(model_images), torch.cat(generated)
+    return torch.cat(model_images), torch.cat(generated) if keep_generated else None
 
 
 def save_state(path: Path, state: SearchState) -> None:
@@ -145,7 +146,7 @@ def run_search(
         sizes = [len(a) for a in asks]
         element = np.repeat(np.arange(n), sizes)
         codes = np.concatenate(asks)
-        images, _ = render(generator, adapter, codes, device, batch_size)
+        images, _ = render(generator, adapter, codes, device, batch_size, keep_generated=False)
         scores = np.asarray(scorer.score(images, element, generation), dtype=np.float64)
         if scores.shape != (len(codes),):
             raise EggError(f"scorer {scorer.name} returned {scores.shape} scores for {len(codes)} images; expected one per image")
