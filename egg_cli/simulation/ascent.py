@@ -33,7 +33,8 @@ def fixed_norm_ascent(
     neurons = torch.as_tensor(neurons, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     shape = (len(neurons), *model.input_shape)
-    device = next(iter(model.buffers())).device if any(True for _ in model.buffers()) else torch.device("cpu")
+    tensors = [*model.parameters(), *model.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
     x = rescale_to_norm(torch.randn(shape, generator=generator), norm).to(device)
     rows = torch.arange(len(neurons), device=device)
     for step in range(steps):

@@ -176,7 +176,10 @@ def draw_population(
 def numerator_and_pool(
     population: V4Population, images_z: np.ndarray, batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stage-two numerator and normalization pool for many images, (N, n) each, in batches."""
+    """Stage-two numerator and normalization pool for many images, (N, n) each, in batches.
+
+    The population is moved to ``device`` (and stays there); the results are float64 numpy arrays.
+    """
     population = population.to(device)
     nums, pools = [], []
     for start in tqdm(range(0, len(images_z), batch_size), desc="ground truth", disable=not progress, leave=False):

@@ -146,6 +146,7 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
     )
     images_z = (images.astype(np.float32) - stats["pixel_mean"]) / stats["pixel_std"]
     numerator, pool = numerator_and_pool(population, images_z, device=device, progress=progress)
+    population.cpu()  # calibration, rates and tuning are cheap: on the CPU
     train = tiers == "train"
     calibrate(population, numerator[train], pool[train], config.neurons, neuron_rng)
     with torch.no_grad():
@@ -161,8 +162,7 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
     meta["split_half_reliability"] = split_half_reliability(responses[test], trial_image[test], seed=seed)
     meta["oracle_correlation"] = oracle_correlation(responses[test], trial_image[test])
     meta["ground_truth_correlation"] = correlation(rates[trial_image[test]], responses[test])
-    tuning = grating_tuning(population, population.bank.wavelengths, device=device)
-    population.cpu()
+    tuning = grating_tuning(population, population.bank.wavelengths)
     for key in ("pref_orientation", "pref_wavelength", "orientation_selectivity"):
         meta[key] = tuning[key]
     return Simulation(
