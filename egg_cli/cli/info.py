@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,4 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         fail(str(err))
         return
-    print(json.dumps(report, indent=2) if args.json else text)
+    try:
+        print(json.dumps(report, indent=2) if args.json else text, flush=True)
+    except BrokenPipeError:  # e.g. ``egg info d.h5 | head -3``: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
