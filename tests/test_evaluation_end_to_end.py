@@ -12,6 +12,7 @@ import torch
 
 from egg_cli.models import build_model, save_checkpoint
 from egg_cli.simulation import SimulationConfig, load_ground_truth, simulate, write_simulation
+from egg_cli.simulation.population import PopulationConfig
 
 SIZE = 24
 MODEL_CFG = {
@@ -39,7 +40,8 @@ def checkpoint(path: Path, dataset_neurons: np.ndarray, mean: float, std: float,
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate_e2e")
-    sim = simulate(SimulationConfig(n_neurons=5, image_size=SIZE, n_train=60, n_validation=20, n_test=10, test_repeats=2),
+    sim = simulate(SimulationConfig(n_neurons=5, image_size=SIZE, n_train=60, n_validation=20, n_test=10, test_repeats=2,
+                                    neurons=PopulationConfig(cycles_per_image=(6, 4, 2))),
                    seed=0, progress=False)
     write_simulation(sim, root / "dataset.h5")
     gt = load_ground_truth(root / "dataset.h5")
