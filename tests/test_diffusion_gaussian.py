@@ -127,3 +127,36 @@ def test_ema_warmup_decay_follows_the_schedule_and_tracks_weights():
     assert ema.shadow.weight.item() == pytest.approx(0.9)
     ema.updates = 10_000
     assert ema.current_decay() == 0.99
+
+
+def test_calibrated_variance_adds_the_denoisers_x0_error_to_the_posterior_variance():
+    config = DiffusionConfig(noise_schedule="cosine", learn_sigma=False, sigma_small=True)
+    mse = np.linspace(0.2, 0.0, 1000)
+    plain = GaussianDiffusion(config, "50")
+    calibrated = GaussianDiffusion(config, "50", x0_mse=mse)
+    x = torch.zeros(1, 1, 2, 2)
+    for i in (1, 10, 49):
+        t = torch.tensor([i])
+        _, var, log_var = calibrated.split_output(x, x, t)
+        expected = plain.posterior_variance[i] + plain.posterior_mean_coef1[i] ** 2 * mse[plain.timestep_map[i]]
+        assert var[0, 0, 0, 0].item() == pytest.approx(expected, rel=1e-6)
+        assert log_var[0, 0, 0, 0].item() == pytest.approx(math.log(expected), rel=1e-6)
+        assert expected > plain.posterior_variance[i] or mse[plain.timestep_map[i]] == 0
+    with pytest.raises(EggError, match="1000 finite non-negative values"):
+        GaussianDiffusion(config, "50", x0_mse=np.zeros(10))
+
+
+def test_x0_error_table_is_zero_for_an_exact_denoiser_and_interpolated_between_grid_points():
+    from egg_cli.diffusion.calibration import x0_mse_table
+
+    diffusion = GaussianDiffusion(DiffusionConfig(noise_schedule="linear", mean_type="x0", learn_sigma=False), "")
+    images = torch.full((4, 1, 4, 4), 0.3)
+    images[:2] = -0.3
+    exact = torch.nn.Module()
+    exact.register_parameter("p", torch.nn.Parameter(torch.zeros(1)))
+    exact.forward = lambda x_t, t: torch.sign(x_t.mean(dim=(1, 2, 3), keepdim=True)).expand_as(x_t) * 0.3  # noqa: E731
+    table = x0_mse_table(exact, diffusion, images, grid="50")
+    assert table.shape == (1000,)
+    assert table[:61].max() < 1e-12           # low noise: the sign is always right
+    assert table[-1] > 0.01                   # pure noise: the sign is a coin flip
+    assert table.max() <= images.double().var().item() + 1e-12

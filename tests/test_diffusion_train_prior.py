@@ -61,6 +61,7 @@ def test_train_prior_runs_resumes_and_its_prior_loads(tmp_path):
     prior = load_prior(str(out / "prior.pt"), steps="5", device="cpu")
     assert (prior.image_size, prior.channels, prior.num_steps) == (16, 3, 5)
     assert prior.diffusion.config.mean_type == "v" and prior.diffusion.config.noise_schedule == "cosine"
+    assert prior.diffusion.calibrated is not None  # variance calibrated on crops with the last sample grid
     sample = prior.sample(2, seed=0)
     assert sample.shape == (2, 3, 16, 16) and torch.isfinite(sample).all()
     # the small export holds only the EMA weights

@@ -1,7 +1,8 @@
 """Prior checkpoints: egg train-prior files and OpenAI guided-diffusion state dicts.
 
 An ``egg train-prior`` checkpoint is a dict with ``format: "egg-prior"``, the UNet and diffusion
-flags (``unet``, ``diffusion``), ``image_size``, ``channels`` and the EMA weights (``ema``);
+flags (``unet``, ``diffusion``), ``image_size``, ``channels``, the EMA weights (``ema``) and, for fixed-variance priors, the
+calibration table ``x0_mse`` (one value per timestep, see calibration.py);
 training checkpoints add ``model``, ``optimizer``, ``step`` and generator states for resuming.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ def export_prior(checkpoint: Mapping[str, Any], path: str | Path) -> None:
     """Write the EMA weights and flags of a training checkpoint as a small prior file."""
     from egg_cli.io import atomic_path
 
-    keep = {k: checkpoint[k] for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data") if k in checkpoint}
+    keep = {k: checkpoint[k] for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data", "x0_mse")
+            if k in checkpoint and checkpoint[k] is not None}
     keep["ema"] = {k: v.detach().clone().contiguous() for k, v in checkpoint["ema"].items()}
     with atomic_path(path) as tmp:
         torch.save(keep, tmp)

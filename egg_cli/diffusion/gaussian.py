@@ -6,8 +6,9 @@ kept timesteps; the network is always called with the *original* timestep of a r
 
 Parametrizations (``mean_type``): ``epsilon`` (noise), ``x0`` (clean image) and ``v``
 (``sqrt(abar) eps - sqrt(1-abar) x0``). Variances: learned range (the network's extra
-channels interpolate between the posterior variance and beta in log space), or fixed small
-(posterior) / large (beta).
+channels interpolate between the posterior variance and beta in log space), fixed small
+(posterior) / large (beta), or calibrated: the posterior variance plus ``coef1^2`` times the
+denoiser's measured x0 error (``x0_mse``, see :mod:`egg_cli.diffusion.calibration`).
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class GaussianDiffusion:
     gives what the network is called with.
     """
 
-    def __init__(self, config: DiffusionConfig, respacing: str | None = None) -> None:
+    def __init__(self, config: DiffusionConfig, respacing: str | None = None, x0_mse: np.ndarray | None = None) -> None:
         if config.mean_type not in MEAN_TYPES:
             raise EggError(f"mean_type={config.mean_type!r} is unknown; expected one of {', '.join(MEAN_TYPES)}")
         self.config = config
@@ -75,6 +76,16 @@ class GaussianDiffusion:
         self.respacing = str(spacing)
         betas = respaced_betas(np.cumprod(1.0 - base), self.timestep_map)
         self._set_betas(betas)
+        self.calibrated = None
+        if x0_mse is not None:
+            x0_mse = np.asarray(x0_mse, dtype=np.float64)
+            if x0_mse.shape != (config.diffusion_steps,) or not np.all(np.isfinite(x0_mse)) or x0_mse.min() < 0:
+                raise EggError(f"x0_mse must hold {config.diffusion_steps} finite non-negative values, one per timestep")
+            # variance of the reverse step when x0 is only known up to the denoiser's error
+            # (posterior variance + coef1^2 * E|x0 - x0_hat|^2 per pixel; Bao et al. 2022)
+            var = self.posterior_variance + self.posterior_mean_coef1**2 * x0_mse[self.map_array]
+            var = np.maximum(var, 1e-20)
+            self.calibrated = (var, np.log(np.append(var[1], var[1:])))
 
     def _set_betas(self, betas: np.ndarray) -> None:
         self.betas = betas
@@ -148,7 +159,9 @@ class GaussianDiffusion:
             frac = (var_values + 1) / 2
             log_variance = frac * max_log + (1 - frac) * min_log
             return model_output, torch.exp(log_variance), log_variance
-        if self.config.sigma_small:
+        if self.calibrated is not None:
+            var, log_var = self.calibrated
+        elif self.config.sigma_small:
             var, log_var = self.posterior_variance, self.posterior_log_variance_clipped
         else:
             var, log_var = self.fixed_large

@@ -50,7 +50,8 @@ def _blocks_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def build_unet_prior(flags: Mapping[str, Any], state: Mapping[str, torch.Tensor], source: str, steps: str,
-                     device: torch.device, precision: str = "auto", clip_denoised: bool = False) -> LearnedPrior:
+                     device: torch.device, precision: str = "auto", clip_denoised: bool = False,
+                     x0_mse: Any = None) -> LearnedPrior:
     """A prior from guided-diffusion flags and a state dict, without a second copy of the weights:
     the UNet is built on the meta device and takes the (memory-mapped) tensors by assignment."""
     unet_config = UNetConfig.from_flags(flags)
@@ -63,7 +64,7 @@ def build_unet_prior(flags: Mapping[str, Any], state: Mapping[str, torch.Tensor]
     model = model.to(device)
     if dtype != torch.float32:
         model.convert_blocks(dtype)
-    diffusion = GaussianDiffusion(DiffusionConfig.from_flags(flags), str(steps))
+    diffusion = GaussianDiffusion(DiffusionConfig.from_flags(flags), str(steps), x0_mse=x0_mse)
     return LearnedPrior(model, diffusion, unet_config.image_size, unet_config.in_channels, device,
                         clip_denoised=clip_denoised, name=source)
 
@@ -74,7 +75,7 @@ def _egg_checkpoint_prior(ckpt: Mapping[str, Any], source: str, steps: str, devi
         if key not in ckpt:
             raise EggError(f"prior checkpoint {source} has no {key!r} entry; expected a file written by egg train-prior")
     flags = {**ckpt["diffusion"], **ckpt["unet"]}
-    return build_unet_prior(flags, ckpt["ema"], source, steps, device, precision, clip_denoised)
+    return build_unet_prior(flags, ckpt["ema"], source, steps, device, precision, clip_denoised, ckpt.get("x0_mse"))
 
 
 def load_prior(name_or_path: str = "default", steps: str | int = "50", device: str | torch.device | None = "auto",

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from egg_cli.diffusion.calibration import x0_mse_table
 from egg_cli.diffusion.checkpoint import FORMAT, export_prior, read_checkpoint, state_dict_differences
 from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
 from egg_cli.diffusion.data import CropBank
@@ -63,11 +64,11 @@ def spec_from_config(cfg: DictConfig) -> PriorSpec:
 
 
 def build_learned_prior(spec: PriorSpec, weights: dict, respacing: str, device: torch.device,
-                        clip_denoised: bool = False, name: str = "") -> LearnedPrior:
+                        clip_denoised: bool = False, name: str = "", x0_mse: Any = None) -> LearnedPrior:
     """A :class:`LearnedPrior` from an architecture and its (EMA) weights."""
     model = UNetModel(spec.unet)
     model.load_state_dict(weights, strict=True)
-    return LearnedPrior(model.to(device), GaussianDiffusion(spec.diffusion, respacing), spec.image_size,
+    return LearnedPrior(model.to(device), GaussianDiffusion(spec.diffusion, respacing, x0_mse=x0_mse), spec.image_size,
                         spec.channels, device, clip_denoised=clip_denoised, name=name)
 
 
@@ -105,6 +106,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     diffusion = GaussianDiffusion(spec.diffusion, "")
     generator = torch.Generator().manual_seed(int(cfg.seed))
     step, metrics, elapsed_before = 0, [], 0.0
+    x0_mse = None  # calibration table of the EMA weights (fixed-variance priors), refreshed with each sample grid
 
     resume = _resume_path(cfg.get("resume", "auto"), out_dir)
     if resume is not None:
@@ -121,6 +123,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
         step, metrics, elapsed_before = int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0))
+        x0_mse = ckpt.get("x0_mse")
         log.info("resumed from %s at step %d", resume, step)
 
     data = cfg.data
@@ -141,14 +144,21 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     def save_checkpoint() -> None:
         ckpt = {**spec.to_dict(), "model": model.state_dict(), "ema": ema.shadow.state_dict(), "ema_updates": ema.updates,
                 "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
-                "metrics": metrics, "elapsed_s": elapsed(), "config": OmegaConf.to_container(cfg, resolve=True),
+                "metrics": metrics, "elapsed_s": elapsed(), "x0_mse": x0_mse, "config": OmegaConf.to_container(cfg, resolve=True),
                 "data": {"source": str(data.source), "scale_range": list(data.scale_range), "crop_slope": crop_slope}}
         with atomic_path(out_dir / "checkpoint.pt") as tmp:
             torch.save(ckpt, tmp)
         export_prior(ckpt, out_dir / "prior.pt")
 
+    calibrate = bool(cfg.get("calibrate_variance", True)) and not spec.diffusion.learn_sigma
+
     def sample_grid() -> float:
-        prior = build_learned_prior(spec, ema.shadow.state_dict(), str(cfg.sample_steps), device, clip_denoised=bool(cfg.clip_denoised))
+        nonlocal x0_mse
+        if calibrate:
+            crops = bank.sample(int(cfg.get("calibration_crops", 64)), seed=int(cfg.seed) + 1).to(device)
+            x0_mse = x0_mse_table(ema.shadow, diffusion, crops, str(cfg.get("calibration_grid", "25")), seed=int(cfg.seed)).tolist()
+        prior = build_learned_prior(spec, ema.shadow.state_dict(), str(cfg.sample_steps), device,
+                                    clip_denoised=bool(cfg.clip_denoised), x0_mse=x0_mse)
         samples = prior.sample(int(cfg.sample_count), seed=int(cfg.seed))
         save_image_grid(samples, out_dir / f"samples_{step:06d}.png")
         return spectral_slope(samples)
