@@ -16,12 +16,12 @@ class Command:
 # name -> module holding a ``main()``; a command is listed only once it does real work.
 COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
-    "info": Command("egg_cli.cli.info", "summarize a dataset, checkpoint or run folder"),
+    "info": Command("egg_cli.cli.info", "summarize a neural dataset (HDF5 file or Sensorium folder)"),
+    "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
+    "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
+    "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
     "evaluate": Command("egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"),
     "demo": Command("egg_cli.cli.demo", "the whole loop on embedded defaults (simulate, train, synth, evaluate) ending in report.md"),
-    "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
-    "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
-    "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
     "rsm synth": Command("egg_cli.cli.rsm_synth", "images whose network-layer RSMs are decorrelated (fMRI layer mapping stimuli)"),
     "rsm simulate": Command("egg_cli.cli.rsm_simulate", "simulated fMRI (NIfTI) with each region carrying one layer's representation"),
     "rsm map": Command("egg_cli.cli.rsm_map", "searchlight RSA of NIfTI patterns vs layer RDMs: layer maps, permutation test, overlaps"),
