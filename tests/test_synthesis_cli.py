@@ -116,8 +116,8 @@ def test_egg_synth_meni_with_gradient_ascent_is_refused(assets, tmp_path):
 @pytest.mark.slow
 def test_egg_synth_egg_meni_keeps_the_sample_and_top_natural_images(assets, tmp_path):
     out = tmp_path / "run"
-    proc = _synth(out, f"model={assets['a']}", "method=egg", "objective=meni", "method.prior=spectral",
-                  "method.prior_options={image_size:16,fit_crops:200}", "method.steps=5", "neurons=[0,4]", "seeds=[2]",
+    proc = _synth(out, f"model={assets['a']}", "method=egg", "objective=meni", "prior=spectral",
+                  "prior.image_size=16", "prior.fit_crops=200", "method.steps=5", "neurons=[0,4]", "seeds=[2]",
                   f"dataset_path={assets['data']}", f"ground_truth=null", "natural.top_k=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     with h5py.File(out / "synthesis.h5") as f:
