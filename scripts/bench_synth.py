@@ -83,12 +83,16 @@ def main() -> None:
         entry = {"seconds_per_mei": per_mei, "steps": int(result.trace.shape[2]),
                  "activation_mean": float(act.mean()), "activations": act.tolist()}
         if natural is not None:
-            entry["ratio_to_best_natural_mean"] = float(np.mean(act / natural))
+            ratios = act / natural
+            entry.update(ratio_to_best_natural_mean=float(np.mean(ratios)), ratio_to_best_natural_min=float(np.min(ratios)),
+                         n_above_best_natural=int(np.sum(ratios > 1)), ratios_to_best_natural=ratios.tolist())
         report["per_mei"][name] = entry
     base = report["per_mei"]["ga"]["seconds_per_mei"]
     for name, entry in report["per_mei"].items():
         ratio = entry["seconds_per_mei"] / base
-        extra = f", activation/best natural {entry['ratio_to_best_natural_mean']:.2f}" if natural is not None else ""
+        extra = (f", activation/best natural mean {entry['ratio_to_best_natural_mean']:.2f} "
+                 f"min {entry['ratio_to_best_natural_min']:.2f} ({entry['n_above_best_natural']}/{n} above 1)"
+                 if natural is not None else "")
         print(f"  {name:7s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
               f"time / GA = {ratio:.3f}, mean activation {entry['activation_mean']:.3f}{extra}")
         entry["time_over_ga"] = ratio

@@ -94,7 +94,7 @@ def test_jitter_changes_images_but_keeps_shape():
 
 
 def test_synthesis_decorrelates_layer_rsms_and_is_reproducible(model):
-    objective = RsmObjective(spread_weight=1.0, spread_target=0.02)
+    objective = RsmObjective(contrast_weight=1.0, contrast_target=0.02)
 
     def run():
         p = make_parametrization("fourier", 8, 32, seed=0)
@@ -109,3 +109,16 @@ def test_synthesis_decorrelates_layer_rsms_and_is_reproducible(model):
     corr = cross_layer_correlation(layer_rsms(model(result.images), model.layers)).numpy()
     np.testing.assert_allclose(terms["correlation"].numpy(), corr, atol=1e-5)
     assert torch.equal(run().images, result.images)
+
+
+def test_pair_power_moves_the_decorrelation_term_from_mean_to_worst_pair():
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 5, generator=gen)
+    feats = [base, base + 0.05 * torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)]
+    rsms = torch.stack([rsm(f) for f in feats])  # layers 0 and 1 nearly equal, layer 2 unrelated
+    r2 = cross_layer_correlation(rsms).pow(2)[torch.triu_indices(3, 3, 1).unbind()]
+    mean = RsmObjective(contrast_weight=0.0, pair_power=1.0)(rsms)["decorrelation"]
+    worst = RsmObjective(contrast_weight=0.0, pair_power=64.0)(rsms)["decorrelation"]
+    assert torch.isclose(mean, r2.mean(), atol=1e-6)
+    assert r2.max() > 0.9 and r2.mean() < 0.5 * r2.max()
+    assert abs(float(worst - r2.max())) < 0.03 * float(r2.max())

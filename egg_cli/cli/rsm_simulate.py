@@ -9,15 +9,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from egg_cli.cli.app import command, run_dir
-from egg_cli.cli.rsm_synth import natural_images
 from egg_cli.io import write_csv, write_json
 from egg_cli.rsa import figures
-from egg_cli.rsa.features import extract, feature_model
+from egg_cli.rsa.features import extract, seeded_feature_model
 from egg_cli.rsa.fmri_simulation import FmriSimulationConfig, simulate_fmri
-from egg_cli.rsa.images_io import read_images_h5, write_images_h5
+from egg_cli.rsa.images_io import natural_images, read_images_h5, write_images_h5
 from egg_cli.rsa.layer_rdms import compute_layer_rdms, write_layer_rdms
 from egg_cli.rsa.volume import save_volume
-from egg_cli.runtime import resolve_device, seed_everything
 
 log = logging.getLogger("egg.rsm")
 
@@ -25,11 +23,7 @@ log = logging.getLogger("egg.rsm")
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Write bold.nii.gz, events.csv, mask, truth (+ labels), layer RDMs of the image set, figure, summary."""
     out = run_dir()
-    seed = int(cfg.seed)
-    seed_everything(seed)
-    device = resolve_device(str(cfg.device))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = feature_model(model_cfg, device)
+    model, model_cfg, seed = seeded_feature_model(cfg)
     if str(cfg.images) == "natural":
         images = natural_images(cfg.natural_source, int(cfg.n_images), int(cfg.image_size), seed)
     else:

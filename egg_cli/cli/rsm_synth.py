@@ -6,43 +6,35 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
-from egg_cli.data.natural import load_photographs, random_crops
+from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
 from egg_cli.rsa import figures
-from egg_cli.rsa.features import feature_model
-from egg_cli.rsa.images_io import write_images_h5, write_pngs
+from egg_cli.rsa.features import seeded_feature_model
+from egg_cli.rsa.images_io import natural_images, write_images_h5, write_pngs
 from egg_cli.rsa.layer_rdms import compute_layer_rdms, write_layer_rdms
 from egg_cli.rsa.parametrization import make_parametrization
-from egg_cli.rsa.rsm import correlation_summary, upper
+from egg_cli.rsa.rsm import correlation_summary, rdm_contrast, upper
 from egg_cli.rsa.synthesis import RsmObjective, images_to_uint8, synthesize
 from egg_cli.rsa.transforms import Jitter
-from egg_cli.runtime import resolve_device, seed_everything
 
 log = logging.getLogger("egg.rsm")
-
-
-def natural_images(source: str, n: int, size: int, seed: int) -> torch.Tensor:
-    """(n, 3, size, size) random crops of photographs in [0, 1]."""
-    photos = load_photographs(source, grayscale=False)
-    return torch.from_numpy(random_crops(photos, n, size, np.random.default_rng(seed)))
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Synthesize, then write images (PNG + HDF5), layer RSMs, cross-layer correlations, figures, summary."""
     out = run_dir()
-    seed = int(cfg.seed)
-    seed_everything(seed)
-    device = resolve_device(str(cfg.device))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = feature_model(model_cfg, device)
+    model, model_cfg, seed = seeded_feature_model(cfg)
     natural = natural_images(cfg.natural.source, int(cfg.n_images), int(cfg.image_size), int(cfg.natural.seed))
     parametrization = make_parametrization(cfg.parametrization, int(cfg.n_images), int(cfg.image_size),
                                            decorrelate=bool(cfg.decorrelate_colour), decay=float(cfg.spectrum_decay),
                                            init_std=float(cfg.init_std), seed=seed)
-    objective = RsmObjective(float(cfg.objective.spread_weight), float(cfg.objective.spread_target))
+    objective = RsmObjective(float(cfg.objective.contrast_weight), float(cfg.objective.contrast_target),
+                             float(cfg.objective.pair_power))
+    if objective.pair_power < 1:
+        raise EggError(f"objective.pair_power={objective.pair_power} is below 1; expected >= 1 (1: mean r^2, larger: the worst pairs)")
     result = synthesize(model, parametrization, objective, steps=int(cfg.steps), lr=float(cfg.lr),
                         jitter=Jitter(**cfg.jitter), eval_every=int(cfg.eval_every), seed=seed,
                         progress=bool(cfg.progress))
@@ -67,13 +59,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                  layers, out / "layer_correlation.png")
     figures.rsm_grid([1 - rdms["natural"].rdms, 1 - rdms["synthesized"].rdms], ["natural", "synthesized"], layers, out / "rsms.png")
     figures.loss_curve(result.trace, out / "loss.png")
-    spread = {name: upper(1 - r.rdms).std(1) for name, r in rdms.items()}
+    contrast = {name: rdm_contrast(torch.from_numpy(upper(1 - r.rdms))).numpy() for name, r in rdms.items()}
     summary = {
         "n_images": int(cfg.n_images), "image_size": int(cfg.image_size), "layers": layers,
-        "objective": "mean squared Pearson correlation of layer RSM upper triangles + spread hinge",
+        "objective": f"power mean (p={objective.pair_power:g}) of squared Pearson correlations of layer RSM upper triangles + RDM contrast hinge",
         "natural": correlation_summary(corr["natural"]),
         "synthesized": correlation_summary(corr["synthesized"]),
-        "min_rsm_spread": {name: float(s.min()) for name, s in spread.items()},
+        "rdm_contrast": {name: [round(float(c), 4) for c in values] for name, values in contrast.items()},
         "best_step": result.best_step, "best_loss": result.best_loss, "steps": int(cfg.steps),
         "seconds": round(result.seconds, 2), "status": "finished",
     }

@@ -156,6 +156,18 @@ def feature_model(cfg: Mapping[str, Any], device: torch.device | str = "cpu") ->
     return LayerFeatures(backbone, layers).to(device)
 
 
+def seeded_feature_model(cfg: Mapping[str, Any]) -> tuple[LayerFeatures, dict[str, Any], int]:
+    """Seed everything from ``cfg.seed`` and build ``cfg.model`` on ``cfg.device``: (model, model config, seed)."""
+    from omegaconf import OmegaConf
+
+    from egg_cli.runtime import resolve_device, seed_everything
+
+    seed = int(cfg["seed"])
+    seed_everything(seed)
+    model_cfg = OmegaConf.to_container(cfg["model"], resolve=True) if OmegaConf.is_config(cfg["model"]) else dict(cfg["model"])
+    return feature_model(model_cfg, resolve_device(str(cfg["device"]))), model_cfg, seed
+
+
 @torch.no_grad()
 def extract(model: LayerFeatures, images: torch.Tensor, batch_size: int = 32) -> dict[str, torch.Tensor]:
     """Features of many images in batches (no gradients), on the CPU as float64-ready tensors."""

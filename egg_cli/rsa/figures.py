@@ -76,7 +76,7 @@ def loss_curve(trace: Sequence[dict], path: str | Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     steps = [row["step"] for row in trace]
-    for key in ("loss", "decorrelation", "spread_penalty"):
+    for key in ("loss", "decorrelation", "contrast_penalty"):
         ax.plot(steps, [row[key] for row in trace], label=key)
     ax.set_yscale("log")
     ax.set_xlabel("step")

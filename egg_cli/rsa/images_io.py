@@ -5,9 +5,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
+from egg_cli.data.natural import load_photographs, random_crops
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path
+
+
+def natural_images(source: str, n: int, size: int, seed: int) -> torch.Tensor:
+    """(n, 3, size, size) random RGB crops of photographs in [0, 1] (``source``: bundled or a folder)."""
+    photos = load_photographs(source, grayscale=False)
+    return torch.from_numpy(random_crops(photos, n, size, np.random.default_rng(seed)))
 
 
 def write_images_h5(path: str | Path, datasets: dict[str, np.ndarray], attrs: dict | None = None) -> None:

@@ -49,6 +49,16 @@ def vector_correlation(vectors: torch.Tensor) -> torch.Tensor:
     return x @ x.T
 
 
+def rdm_contrast(rsm_vectors: torch.Tensor) -> torch.Tensor:
+    """Coefficient of variation of each correlation-distance RDM: std / mean of ``1 - r`` over pairs.
+
+    Takes (L, P) RSM upper triangles, returns (L,). A set of nearly equidistant images has a flat
+    RDM (contrast near 0) whose structure noisy measurements cannot recover, whatever its overall scale.
+    """
+    distances = 1 - rsm_vectors
+    return distances.std(dim=1, unbiased=False) / distances.mean(dim=1).clamp_min(EPS)
+
+
 def layer_rsms(features: Mapping[str, torch.Tensor], layers: Sequence[str]) -> torch.Tensor:
     """RSMs of every layer stacked as (L, K, K)."""
     return torch.stack([rsm(features[name]) for name in layers])
