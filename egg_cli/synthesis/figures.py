@@ -35,7 +35,7 @@ def synthesis_grid(result: SynthesisResult, path: str | Path, max_rows: int = MA
     shown = [result.images[:rows]] + ([natural["images"][:rows]] if k_nat else [])
     limit = float(np.percentile(np.abs(np.concatenate([s.reshape(-1) for s in shown])), 99.5)) or 1.0
     colour = result.images.shape[2] == 3
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False, layout="constrained")
     scores = result.scores[GENERATING]
     best = result.best_seed
     for p in range(rows):
