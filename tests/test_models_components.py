@@ -134,6 +134,27 @@ def test_built_model_bias_starts_at_the_mean_response_through_the_inverse_nonlin
     assert model.n_neurons == 3 and model.input_shape == (1, 24, 24) and list(model.neuron_ids) == ["a", "b", "c"]
 
 
+@pytest.mark.parametrize("readout", ["AttentionReadout", "GaussianReadout"])
+def test_input_gradient_of_one_image_equals_its_row_in_a_batch_and_finite_differences(readout):
+    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 8, "layers": 3},
+           "readout": {"_target_": f"egg_cli.models.readouts.{readout}"},
+           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    torch.manual_seed(0)
+    model = build_model(cfg, (1, 32, 32), ["a", "b"], 0.0, 1.0, np.array([1.0, 2.0])).eval()
+    images = torch.randn(3, 1, 32, 32)
+    batch = images.clone().requires_grad_(True)
+    grad_batch = torch.autograd.grad(model(batch)[:, 0].sum(), batch)[0]
+    for i in range(3):
+        one = images[i : i + 1].clone().requires_grad_(True)
+        grad_one = torch.autograd.grad(model(one)[:, 0].sum(), one)[0]
+        assert torch.allclose(grad_one, grad_batch[i : i + 1], atol=1e-6)
+        direction = torch.randn_like(one)
+        with torch.no_grad():
+            eps = 1e-2
+            finite = (model(one + eps * direction)[0, 0] - model(one - eps * direction)[0, 0]) / (2 * eps)
+        assert abs(float(finite) - float((grad_one * direction).sum())) < 1e-2 * max(1.0, abs(float(finite)))
+
+
 def test_build_model_names_the_config_key_that_does_not_build():
     cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "chanels": 4},
            "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},

@@ -56,7 +56,14 @@ class EncodingModel(nn.Module):
     def forward(self, images_z: torch.Tensor) -> torch.Tensor:
         if tuple(images_z.shape[1:]) != self.input_shape:
             raise EggError(f"model input has shape {tuple(images_z.shape[1:])}; expected (C,H,W)={self.input_shape}")
-        return self.output(self.readout(self.core(images_z)))
+        features = self.core(images_z)
+        if features.requires_grad:
+            # The attention readout's backward hands the core a channels-last gradient; for a batch
+            # of one, PyTorch's CPU convolution backward (checked on 2.14) returns a wrong input
+            # gradient for that layout (sign and size off against finite differences), which broke
+            # single-image synthesis. A contiguous gradient is computed correctly for any batch.
+            features.register_hook(torch.Tensor.contiguous)
+        return self.output(self.readout(features))
 
     def regularizer(self) -> torch.Tensor:
         """Sum of the core's and the readout's penalties."""
