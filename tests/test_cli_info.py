@@ -86,3 +86,44 @@ def test_full_error_environment_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["egg"])
     with pytest.raises(Exception, match="does not exist"):
         egg_main(["info", str(tmp_path / "missing.h5")])
+
+
+def test_info_summarizes_a_model_checkpoint_and_its_run_folder(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from egg_cli.models import build_model
+    from egg_cli.models.checkpoint import save_checkpoint
+
+    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2},
+           "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
+           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    model = build_model(cfg, (1, 24, 24), [7, 8, 9], 100.0, 50.0, np.array([1.0, 2.0, 3.0]))
+    model.test_correlation = np.array([0.2, 0.4, 0.9])
+    run = tmp_path / "run"
+    run.mkdir()
+    metrics = {"test": {"correlation": {"mean": 0.5, "median": 0.4}, "oracle": {"mean": 0.625},
+                        "fraction_of_oracle": 0.8, "feve": {"mean": 0.3}}}
+    training = {"epochs": 5, "best_epoch": 4, "train_minutes": 1.5, "stop_reason": "early stopping"}
+    save_checkpoint(run / "model.pt", model, cfg, extra={"seed": 3, "metrics": metrics, "training": training})
+    n_weights = sum(p.numel() for p in model.parameters())
+    for target in (run, run / "model.pt"):
+        code, out, err = egg_in_process(capsys, monkeypatch, "info", str(target))
+        assert code == 0, err
+        assert "core         StackedConvCore (channels=4, layers=2)" in out
+        assert "readout      GaussianReadout ()" in out
+        assert f"neurons      3 (ids 7 .. 9); {n_weights:,} weights" in out
+        assert "input        1x24x24, pixels z-scored with mean 100.00, std 50.00" in out
+        assert "training     5 epochs (best 4), 1.5 min; stopped: early stopping" in out
+        assert "test         correlation mean 0.500, median 0.400; oracle 0.625, fraction of oracle 0.80; FEVE 0.300" in out
+    code, out, _ = egg_in_process(capsys, monkeypatch, "info", str(run), "--json")
+    report = json.loads(out)
+    assert report["kind"] == "model" and report["seed"] == 3 and report["test_correlation_median"] == pytest.approx(0.4)
+
+
+def test_info_on_a_file_that_is_not_a_checkpoint_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "model.pt"
+    path.write_text("not a checkpoint")
+    code, out, err = egg_in_process(capsys, monkeypatch, "info", str(path))
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0
+    assert "could not be read" in err and "expected a model.pt written by egg train" in err

@@ -16,7 +16,7 @@ class Command:
 # name -> module holding a ``main()``; a command is listed only once it does real work.
 COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
-    "info": Command("egg_cli.cli.info", "summarize a neural dataset (HDF5 file or Sensorium folder)"),
+    "info": Command("egg_cli.cli.info", "summarize a neural dataset (HDF5 file or Sensorium folder) or an encoding model (model.pt or run folder)"),
     "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
     "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),

@@ -1,4 +1,5 @@
-"""``egg info <path>``: summarize a dataset (HDF5 file or Sensorium folder).
+"""``egg info <path>``: summarize a dataset (HDF5 file or Sensorium folder) or an encoding model
+(a ``model.pt`` written by ``egg train``, or its run folder).
 
 Not a Hydra app: it only reads. Bad input prints one line and exits 2 (``--debug`` or
 ``HYDRA_FULL_ERROR=1`` shows the traceback).
@@ -86,19 +87,82 @@ def format_dataset(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def checkpoint_report(path: Path) -> dict[str, Any]:
+    """Architecture, data statistics, training and test metrics stored in a ``model.pt``."""
+    from egg_cli.models.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(path)
+    cfg = payload["model_config"]
+    parts = {name: {k: v for k, v in (cfg.get(name) or {}).items()} for name in ("core", "readout", "output")}
+    corr = payload.get("test_correlation")
+    report = {
+        "kind": "model", "path": str(path), "format": f"{payload['format']} v{payload.get('version', '?')}",
+        **{name: {"class": str(part.pop("_target_", "?")).rsplit(".", 1)[-1], "settings": part} for name, part in parts.items()},
+        "input_shape": list(payload["input_shape"]), "neurons": len(payload["neuron_ids"]),
+        "neuron_ids": [payload["neuron_ids"][0], payload["neuron_ids"][-1]],
+        "parameters": int(sum(t.numel() for k, t in payload["state_dict"].items() if t.is_floating_point()
+                              and not k.endswith(("running_mean", "running_var")))),
+        "pixel_mean": float(payload["pixel_mean"]), "pixel_std": float(payload["pixel_std"]),
+        "dataset": payload.get("dataset"), "seed": payload.get("seed"),
+        "training": payload.get("training"),
+        "test": (payload.get("metrics") or {}).get("test"),
+        "test_correlation_median": None if corr is None else float(np.nanmedian(corr)),
+    }
+    return report
+
+
+def format_checkpoint(r: dict[str, Any]) -> str:
+    """Human-readable lines for ``checkpoint_report``."""
+    def settings(part: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in part["settings"].items())
+
+    c, h, w = r["input_shape"]
+    lines = [
+        f"model        {r['path']} ({r['format']})",
+        f"core         {r['core']['class']} ({settings(r['core'])})",
+        f"readout      {r['readout']['class']} ({settings(r['readout'])})",
+        f"output       {r['output']['class']}",
+        f"input        {c}x{h}x{w}, pixels z-scored with mean {r['pixel_mean']:.2f}, std {r['pixel_std']:.2f}",
+        f"neurons      {r['neurons']} (ids {r['neuron_ids'][0]} .. {r['neuron_ids'][1]}); {r['parameters']:,} weights",
+        f"dataset      {r['dataset'] or 'unknown'}" + (f"; seed {r['seed']}" if r["seed"] is not None else ""),
+    ]
+    t = r["training"]
+    if t:
+        lines.append(f"training     {t['epochs']} epochs (best {t['best_epoch']}), {t['train_minutes']:.1f} min; "
+                     f"stopped: {t['stop_reason']}")
+    test = r["test"]
+    if test:
+        line = f"test         correlation mean {test['correlation']['mean']:.3f}, median {test['correlation']['median']:.3f}"
+        if test.get("fraction_of_oracle") is not None:
+            line += f"; oracle {test['oracle']['mean']:.3f}, fraction of oracle {test['fraction_of_oracle']:.2f}"
+        if test.get("feve", {}).get("mean") is not None:
+            line += f"; FEVE {test['feve']['mean']:.3f}"
+        lines.append(line)
+    elif r["test_correlation_median"] is not None:
+        lines.append(f"test         correlation median {r['test_correlation_median']:.3f}")
+    return "\n".join(lines)
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
 def describe(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Report dict and printable text for ``path`` (a dataset; checkpoints and run folders come later)."""
-    report = dataset_report(Path(path))
+    """Report dict and printable text for ``path``: a model (``*.pt`` or a folder holding model.pt) or a dataset."""
+    path = Path(path)
+    if path.is_dir() and (path / "model.pt").is_file():
+        path = path / "model.pt"
+    if path.suffix in (".pt", ".pth"):
+        report = checkpoint_report(path)
+        return report, format_checkpoint(report)
+    report = dataset_report(path)
     return report, format_dataset(report)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="egg info", description="Summarize a dataset (egg HDF5 file or Sensorium folder).")
-    parser.add_argument("path", help="dataset file (.h5) or Sensorium folder")
+    parser = argparse.ArgumentParser(prog="egg info", description="Summarize a dataset (egg HDF5 file or Sensorium folder) "
+                                     "or an encoding model (model.pt or its egg train run folder).")
+    parser.add_argument("path", help="dataset file (.h5), Sensorium folder, model.pt, or an egg train run folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
