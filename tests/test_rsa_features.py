@@ -122,3 +122,5 @@ def test_pair_power_moves_the_decorrelation_term_from_mean_to_worst_pair():
     assert torch.isclose(mean, r2.mean(), atol=1e-6)
     assert r2.max() > 0.9 and r2.mean() < 0.5 * r2.max()
     assert abs(float(worst - r2.max())) < 0.03 * float(r2.max())
+    with pytest.raises(EggError, match="pair_power=0.5 is below 1"):
+        RsmObjective(pair_power=0.5)

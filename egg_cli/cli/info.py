@@ -93,11 +93,10 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
 
     payload = read_checkpoint(path)
     cfg = payload["model_config"]
-    parts = {name: {k: v for k, v in (cfg.get(name) or {}).items()} for name in ("core", "readout", "output")}
     corr = payload.get("test_correlation")
-    report = {
+    return {
         "kind": "model", "path": str(path), "format": f"{payload['format']} v{payload.get('version', '?')}",
-        **{name: {"class": str(part.pop("_target_", "?")).rsplit(".", 1)[-1], "settings": part} for name, part in parts.items()},
+        **{name: _component(cfg.get(name) or {}) for name in ("core", "readout", "output")},
         "input_shape": list(payload["input_shape"]), "neurons": len(payload["neuron_ids"]),
         "neuron_ids": [payload["neuron_ids"][0], payload["neuron_ids"][-1]],
         "parameters": int(sum(t.numel() for k, t in payload["state_dict"].items() if t.is_floating_point()
@@ -108,7 +107,12 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
         "test": (payload.get("metrics") or {}).get("test"),
         "test_correlation_median": None if corr is None else float(np.nanmedian(corr)),
     }
-    return report
+
+
+def _component(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Class name and settings of one model part from its config (``_target_`` + arguments)."""
+    return {"class": str(cfg.get("_target_", "?")).rsplit(".", 1)[-1],
+            "settings": {k: v for k, v in cfg.items() if k != "_target_"}}
 
 
 def format_checkpoint(r: dict[str, Any]) -> str:

@@ -9,14 +9,13 @@ import torch
 from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
-from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
 from egg_cli.rsa import figures
 from egg_cli.rsa.features import seeded_feature_model
 from egg_cli.rsa.images_io import natural_images, write_images_h5, write_pngs
 from egg_cli.rsa.layer_rdms import compute_layer_rdms, write_layer_rdms
 from egg_cli.rsa.parametrization import make_parametrization
-from egg_cli.rsa.rsm import correlation_summary, rdm_contrast, upper
+from egg_cli.rsa.rsm import correlation_summary, rdm_contrast
 from egg_cli.rsa.synthesis import RsmObjective, images_to_uint8, synthesize
 from egg_cli.rsa.transforms import Jitter
 
@@ -33,8 +32,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                            init_std=float(cfg.init_std), seed=seed)
     objective = RsmObjective(float(cfg.objective.contrast_weight), float(cfg.objective.contrast_target),
                              float(cfg.objective.pair_power))
-    if objective.pair_power < 1:
-        raise EggError(f"objective.pair_power={objective.pair_power} is below 1; expected >= 1 (1: mean r^2, larger: the worst pairs)")
     result = synthesize(model, parametrization, objective, steps=int(cfg.steps), lr=float(cfg.lr),
                         jitter=Jitter(**cfg.jitter), eval_every=int(cfg.eval_every), seed=seed,
                         progress=bool(cfg.progress))
@@ -59,7 +56,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                  layers, out / "layer_correlation.png")
     figures.rsm_grid([1 - rdms["natural"].rdms, 1 - rdms["synthesized"].rdms], ["natural", "synthesized"], layers, out / "rsms.png")
     figures.loss_curve(result.trace, out / "loss.png")
-    contrast = {name: rdm_contrast(torch.from_numpy(upper(1 - r.rdms))).numpy() for name, r in rdms.items()}
+    contrast = {name: rdm_contrast(torch.from_numpy(r.vectors)).numpy() for name, r in rdms.items()}
     summary = {
         "n_images": int(cfg.n_images), "image_size": int(cfg.image_size), "layers": layers,
         "objective": f"power mean (p={objective.pair_power:g}) of squared Pearson correlations of layer RSM upper triangles + RDM contrast hinge",

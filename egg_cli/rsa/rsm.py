@@ -49,14 +49,13 @@ def vector_correlation(vectors: torch.Tensor) -> torch.Tensor:
     return x @ x.T
 
 
-def rdm_contrast(rsm_vectors: torch.Tensor) -> torch.Tensor:
-    """Coefficient of variation of each correlation-distance RDM: std / mean of ``1 - r`` over pairs.
+def rdm_contrast(rdm_vectors: torch.Tensor) -> torch.Tensor:
+    """Coefficient of variation of each RDM: std / mean of its distances over pairs.
 
-    Takes (L, P) RSM upper triangles, returns (L,). A set of nearly equidistant images has a flat
+    Takes (L, P) RDM upper triangles, returns (L,). A set of nearly equidistant images has a flat
     RDM (contrast near 0) whose structure noisy measurements cannot recover, whatever its overall scale.
     """
-    distances = 1 - rsm_vectors
-    return distances.std(dim=1, unbiased=False) / distances.mean(dim=1).clamp_min(EPS)
+    return rdm_vectors.std(dim=1, unbiased=False) / rdm_vectors.mean(dim=1).clamp_min(EPS)
 
 
 def layer_rsms(features: Mapping[str, torch.Tensor], layers: Sequence[str]) -> torch.Tensor:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from egg_cli.errors import EggError
 from egg_cli.rsa.features import LayerFeatures
 from egg_cli.rsa.parametrization import ImageParametrization
 from egg_cli.rsa.rsm import EPS, layer_rsms, rdm_contrast, upper, vector_correlation
@@ -54,13 +55,17 @@ class RsmObjective:
     contrast_target: float = 0.1
     pair_power: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.pair_power < 1:
+            raise EggError(f"objective.pair_power={self.pair_power} is below 1; expected >= 1 (1: mean r^2, larger: the worst pairs)")
+
     def __call__(self, rsms: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms for stacked (L, K, K) RSMs."""
         vectors = upper(rsms)
         corr = vector_correlation(vectors)
         rows, cols = torch.triu_indices(len(corr), len(corr), 1)
         decorrelation = corr[rows, cols].pow(2 * self.pair_power).mean().pow(1 / self.pair_power)
-        contrast = rdm_contrast(vectors)
+        contrast = rdm_contrast(1 - vectors)  # correlation-distance RDMs
         hinge = torch.relu(1 - contrast / max(self.contrast_target, EPS)).pow(2).mean()
         loss = decorrelation + self.contrast_weight * hinge
         return {"loss": loss, "decorrelation": decorrelation, "contrast_penalty": hinge,
