@@ -46,7 +46,7 @@ def default_prior(device: torch.device, steps: str) -> tuple[LearnedPrior, str]:
 
     from egg_cli.diffusion.training import spec_from_config
 
-    cfg = OmegaConf.load(__file__.rsplit("/scripts/", 1)[0] + "/configs/train_prior.yaml")
+    cfg = OmegaConf.load(__file__.rsplit("/scripts/", 1)[0] + "/egg_cli/configs/train_prior.yaml")
     spec = spec_from_config(cfg)
     return LearnedPrior(UNetModel(spec.unet).to(device), GaussianDiffusion(spec.diffusion, steps), spec.image_size,
                         spec.channels, device), "default architecture (random weights: shipped weights missing)"

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=2 python scripts/bench_train.py [--size 64] [--neurons 100] [--batch 64] [--steps 5]
 
-Each combination is built from configs/train_groups/model/{core,readout}/*.yaml and trained on
+Each combination is built from egg_cli/configs/train_groups/model/{core,readout}/*.yaml and trained on
 random images (forward, Poisson loss + penalties, backward, AdamW step). Rounds are interleaved
 so that a change in machine load affects every combination alike; the median over rounds is
 reported with the ratio to the default (stacked + attention). The load average is printed
@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from egg_cli.models import build_model
 from egg_cli.models.training import poisson_loss
 
-GROUPS = Path(__file__).resolve().parents[1] / "configs" / "train_groups" / "model"
+GROUPS = Path(__file__).resolve().parents[1] / "egg_cli" / "configs" / "train_groups" / "model"
 DEFAULT = ("stacked", "attention")
 
 

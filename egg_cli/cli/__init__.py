@@ -32,13 +32,19 @@ COMMANDS: dict[str, Command] = {
 USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
 
 
-def print_help() -> None:
-    print(USAGE)
-    print("\ncommands:")
-    width = max(len(name) for name in COMMANDS)
-    for name, cmd in COMMANDS.items():
-        print(f"  {name:<{width}}  {cmd.summary}")
+def print_help(family: str | None = None) -> None:
+    """List every command, or only the subcommands of a two-word family such as ``rsm``."""
+    names = [name for name in COMMANDS if family is None or name.startswith(f"{family} ")]
+    print(USAGE if family is None else f"usage: egg {family} <subcommand> [hydra overrides...]")
+    print("\ncommands:" if family is None else "\nsubcommands:")
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"  {name:<{width}}  {COMMANDS[name].summary}")
     print("\nerrors print one line and exit 2; set debug=true or HYDRA_FULL_ERROR=1 for a traceback.")
+
+
+def _families() -> set[str]:
+    return {name.split(" ", 1)[0] for name in COMMANDS if " " in name}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     # two-word commands such as ``egg rsm map``
     if rest and f"{name} {rest[0]}" in COMMANDS:
         name, rest = f"{name} {rest[0]}", rest[1:]
+    if name in _families() and (not rest or rest[0] in ("-h", "--help", "help")):
+        print_help(name)
+        return
     if name not in COMMANDS:
+        if name in _families():
+            name = f"{name} {rest[0]}"
         print(f"egg: error: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(COMMANDS[name].module)

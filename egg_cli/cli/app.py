@@ -30,7 +30,9 @@ log = logging.getLogger("egg")
 # configs/hydra/launcher/submitit_*.yaml are meant to be checked against the plugin's schema of the same name.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
 
-CONFIG_DIR = Path(os.environ.get("EGG_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+# The configs ship inside the package, so an installed wheel finds them through the package search path.
+CONFIG_MODULE = "egg_cli.configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # Set once a task function starts: a Hydra exit before that is a config or override error.
 task_started = False
@@ -97,7 +99,7 @@ def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callabl
                 print("egg: interrupted; checkpoints written so far are kept", file=sys.stderr)
                 sys.exit(130)
 
-        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(wrapped)
+        return hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=config_name)(wrapped)
 
     return decorate
 

@@ -23,10 +23,6 @@ from egg_cli.runtime import resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger("egg.train")
 
-# The model's config groups (model/core, model/readout) live in configs/train_groups, on this
-# command's search path only, so that ``model=<checkpoint>`` stays a plain value elsewhere.
-os.environ.setdefault("EGG_CONFIG_DIR", str(app.CONFIG_DIR))
-
 STATE_NAME = "training_state.pt"
 
 

@@ -36,16 +36,16 @@ class StageResult:
 
 def compose_stage(command: str, overrides: Sequence[str], out_dir: Path) -> DictConfig:
     """The config ``egg <command> <overrides> hydra.run.dir=<out_dir>`` would run with (hydra node kept)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from egg_cli.cli.app import CONFIG_DIR
+    from egg_cli.cli.app import CONFIG_MODULE
 
     overrides = [*overrides, f"hydra.run.dir={out_dir}"]
     try:
         if GlobalHydra.instance().is_initialized():
             return compose(config_name=command, overrides=overrides, return_hydra_config=True)
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=command, overrides=overrides, return_hydra_config=True)
     except EggError:
         raise

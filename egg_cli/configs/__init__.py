@@ -1,0 +1,1 @@
+"""Hydra configs of every egg command, found through the package search path ``pkg://egg_cli.configs``."""
