@@ -1,4 +1,5 @@
 """Atomic writes of run outputs: nothing half-written is ever left on disk."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +7,9 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 """Device, precision and seeding shared by every command."""
+
 from __future__ import annotations
 
 import logging

@@ -18,6 +18,7 @@ neurons. All numbers come from one run on the same neurons.
 Writes (with --out) bench_blackbox.csv (per neuron), bench_blackbox.json (the table) and
 bench_blackbox.png (median best-so-far curves).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 METHODS = {
     "xdream": ("xdream", {}),
@@ -57,8 +57,12 @@ def ratio(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", required=True,
-                        help="checkpoint(s) (several: an ensemble), or `ground_truth` for the dataset's simulated neurons")
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        help="checkpoint(s) (several: an ensemble), or `ground_truth` for the dataset's simulated neurons",
+    )
     parser.add_argument("--dataset", default=None, help="dataset.h5 (default: the one the model was trained on)")
     parser.add_argument("--neurons", type=int, default=16, help="the N best neurons by test correlation (else the first N)")
     parser.add_argument("--budget", type=int, default=3000, help="image evaluations per neuron")
@@ -138,9 +142,15 @@ def main() -> None:
             act = result.scores["generating"][:, 0].astype(np.float64)
             vs_ga, vs_nat = ratio(act, ga_best), ratio(act, natural)
             label = "none" if noise is None else f"{noise:g}"
-            entry = {"method": name, "noise": label, "evaluations": int(result.extras["evaluations"][0, 0]),
-                     "median_vs_ga": float(np.nanmedian(vs_ga)), "median_vs_natural": float(np.nanmedian(vs_nat)),
-                     "fraction_above_natural": float(np.mean(act > natural)), "seconds": seconds[f"{name}@{noise}"]}
+            entry = {
+                "method": name,
+                "noise": label,
+                "evaluations": int(result.extras["evaluations"][0, 0]),
+                "median_vs_ga": float(np.nanmedian(vs_ga)),
+                "median_vs_natural": float(np.nanmedian(vs_nat)),
+                "fraction_above_natural": float(np.mean(act > natural)),
+                "seconds": seconds[f"{name}@{noise}"],
+            }
             if truth_ref is not None:
                 act_truth = rescore(objective, truth, result, device)[:, 0].astype(np.float64)
                 entry["truth_median_vs_ga"] = float(np.nanmedian(ratio(act_truth, truth_ref["ga"])))
@@ -148,13 +158,25 @@ def main() -> None:
             table.append(entry)
             curves[f"{name} noise {label}"] = np.nanmedian(ratio(result.trace[:, 0, :], natural[:, None]), axis=0)
             for k, neuron in enumerate(neurons):
-                rows.append({"method": name, "noise": label, "neuron_index": neuron, "activation": act[k],
-                             "ga_mei": ga_best[k], "best_natural": natural[k], "vs_ga": vs_ga[k], "vs_natural": vs_nat[k],
-                             "best_observed": float(result.extras["best_observed_score"][k, 0])})
+                rows.append(
+                    {
+                        "method": name,
+                        "noise": label,
+                        "neuron_index": neuron,
+                        "activation": act[k],
+                        "ga_mei": ga_best[k],
+                        "best_natural": natural[k],
+                        "vs_ga": vs_ga[k],
+                        "vs_natural": vs_nat[k],
+                        "best_observed": float(result.extras["best_observed_score"][k, 0]),
+                    }
+                )
 
     print(f"model: {model_name}; dataset: {dataset_path}; {len(neurons)} neurons {neurons}")
-    print(f"budget {args.budget} images per neuron; generator {generator}; GA {args.ga_steps} steps x {args.ga_seeds} seed(s); "
-          f"contrast L2 norm {norm:g}; device {device}")
+    print(
+        f"budget {args.budget} images per neuron; generator {generator}; GA {args.ga_steps} steps x {args.ga_seeds} seed(s); "
+        f"contrast L2 norm {norm:g}; device {device}"
+    )
     print(f"medians over neurons: GA MEI / best natural = {np.median(ratio(ga_best, natural)):.3f}")
     header = f"{'method':<13}{'noise':>6}{'act/GA':>9}{'act/nat':>9}{'>nat':>6}"
     if truth_ref is not None:
@@ -171,10 +193,20 @@ def main() -> None:
 
         out = Path(args.out)
         write_csv(out / "bench_blackbox.csv", rows)
-        write_json(out / "bench_blackbox.json", {"model": model_name, "dataset": str(dataset_path), "neurons": neurons,
-                                                 "budget": args.budget, "generator": generator, "ga_steps": args.ga_steps,
-                                                 "ga_vs_natural_median": float(np.median(ratio(ga_best, natural))),
-                                                 "table": table, "seconds": seconds})
+        write_json(
+            out / "bench_blackbox.json",
+            {
+                "model": model_name,
+                "dataset": str(dataset_path),
+                "neurons": neurons,
+                "budget": args.budget,
+                "generator": generator,
+                "ga_steps": args.ga_steps,
+                "ga_vs_natural_median": float(np.median(ratio(ga_best, natural))),
+                "table": table,
+                "seconds": seconds,
+            },
+        )
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6.5, 4))

@@ -11,6 +11,7 @@ Prints seconds per call and the ratio sample / (forward+backward) measured in th
 (about the step count when sampling is dominated by UNet forwards, which cost about a third of
 a forward+backward); absolute times depend on the machine and its load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,16 @@ import time
 
 import torch
 
-from egg_cli.diffusion import ADM256_FLAGS, DEFAULT_WEIGHTS, DiffusionConfig, GaussianDiffusion, LearnedPrior, UNetConfig, UNetModel, load_prior
+from egg_cli.diffusion import (
+    ADM256_FLAGS,
+    DEFAULT_WEIGHTS,
+    DiffusionConfig,
+    GaussianDiffusion,
+    LearnedPrior,
+    UNetConfig,
+    UNetModel,
+    load_prior,
+)
 
 
 def _sync(device: torch.device) -> None:
@@ -48,8 +58,9 @@ def default_prior(device: torch.device, steps: str) -> tuple[LearnedPrior, str]:
 
     cfg = OmegaConf.load(__file__.rsplit("/scripts/", 1)[0] + "/egg_cli/configs/train_prior.yaml")
     spec = spec_from_config(cfg)
-    return LearnedPrior(UNetModel(spec.unet).to(device), GaussianDiffusion(spec.diffusion, steps), spec.image_size,
-                        spec.channels, device), "default architecture (random weights: shipped weights missing)"
+    return LearnedPrior(
+        UNetModel(spec.unet).to(device), GaussianDiffusion(spec.diffusion, steps), spec.image_size, spec.channels, device
+    ), "default architecture (random weights: shipped weights missing)"
 
 
 def adm256_prior(device: torch.device, steps: str, dtype: torch.dtype) -> LearnedPrior:
@@ -84,7 +95,9 @@ def bench(prior: LearnedPrior, label: str, batch: int, repeats: int) -> None:
         p.requires_grad_(False)
     smp = timed(sample, device, max(1, repeats // 3))
     params = sum(p.numel() for p in model.parameters())
-    print(f"{label}: {params / 1e6:.2f}M parameters, {prior.image_size}x{prior.image_size}x{prior.channels}, batch {batch}, {device}")
+    print(
+        f"{label}: {params / 1e6:.2f}M parameters, {prior.image_size}x{prior.image_size}x{prior.channels}, batch {batch}, {device}"
+    )
     print(f"  UNet forward+backward   {fb * 1000:9.1f} ms")
     print(f"  {prior.num_steps}-step sample         {smp * 1000:9.1f} ms")
     print(f"  ratio sample / fwd+bwd  {smp / fb:9.2f}")
@@ -109,8 +122,12 @@ def main() -> None:
         bench(prior, label, args.batch, args.repeats)
         if device.type == "cuda":
             for dtype in (torch.float16, torch.float32):
-                bench(adm256_prior(device, args.steps, dtype), f"adm256 random weights, blocks in {dtype}".replace("torch.", ""),
-                      args.batch, args.repeats)
+                bench(
+                    adm256_prior(device, args.steps, dtype),
+                    f"adm256 random weights, blocks in {dtype}".replace("torch.", ""),
+                    args.batch,
+                    args.repeats,
+                )
                 torch.cuda.empty_cache()
             print(f"  peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
 

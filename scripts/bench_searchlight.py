@@ -15,6 +15,7 @@ Prints, for one random volume (ellipsoid mask, K conditions, radius in voxels):
 
 Absolute times depend on the machine and its load; the ratios are what this prints for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,9 @@ def main() -> None:
     assert np.array_equal(np.ravel_multi_index(tuple(sl.center_coordinates.T), mask.shape), rsa_centres)
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        rsa_rdms, t_rsa_rdm = timed(lambda: get_searchlight_RDMs(full, rsa_centres, rsa_neighbours, np.arange(k),
-                                                                  method=args.distance, verbose=False))
+        rsa_rdms, t_rsa_rdm = timed(
+            lambda: get_searchlight_RDMs(full, rsa_centres, rsa_neighbours, np.arange(k), method=args.distance, verbose=False)
+        )
     (egg_rdms, ok), t_egg_rdm = timed(lambda: RdmCalculator(patterns, sl, args.distance).all_rdms())
     rdm_diff = float(np.abs(egg_rdms - rsa_rdms.dissimilarities).max())
 
@@ -86,22 +88,34 @@ def main() -> None:
     subset = rsa_rdms[np.arange(n_eval)]
     fixed = [ModelFixed(f"m{i}", model_rdms[i]) for i in range(args.models)]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        results, t_rsa_eval = timed(lambda: evaluate_models_searchlight(subset, fixed, eval_fixed, method=RSA_METHOD[args.comparison]))
+        results, t_rsa_eval = timed(
+            lambda: evaluate_models_searchlight(subset, fixed, eval_fixed, method=RSA_METHOD[args.comparison])
+        )
     eval_stats = np.array([r.evaluations.reshape(-1, args.models).mean(0) for r in results])
     eval_diff = float(np.abs(eval_stats - egg_stats[:n_eval]).max())
     t_rsa_eval_all = t_rsa_eval * sl.n_centers / n_eval
 
-    print(f"data: {sl.n_centers} searchlights of {len(sl.offsets)} voxels, {k} conditions, {args.models} models, "
-          f"distance={args.distance}, comparison={args.comparison}")
+    print(
+        f"data: {sl.n_centers} searchlights of {len(sl.offsets)} voxels, {k} conditions, {args.models} models, "
+        f"distance={args.distance}, comparison={args.comparison}"
+    )
     print(f"(a) searchlights    rsatoolbox {t_rsa_sl:8.2f} s   egg {t_egg_sl:7.3f} s   ratio {t_rsa_sl / t_egg_sl:8.1f}x")
-    print(f"(b) RDMs            rsatoolbox {t_rsa_rdm:8.2f} s   egg {t_egg_rdm:7.3f} s   ratio {t_rsa_rdm / t_egg_rdm:8.1f}x   "
-          f"max |diff| {rdm_diff:.2e}")
-    print(f"(c) rdm.compare     rsatoolbox {t_rsa_cmp:8.2f} s   egg {t_egg_cmp:7.3f} s   ratio {t_rsa_cmp / t_egg_cmp:8.1f}x   "
-          f"max |diff| {cmp_diff:.2e}")
-    print(f"(c) evaluate_models_searchlight on {n_eval} searchlights {t_rsa_eval:.2f} s -> {t_rsa_eval_all:.1f} s for all; "
-          f"ratio {t_rsa_eval_all / t_egg_cmp:8.1f}x   max |diff| {eval_diff:.2e}")
-    print(f"RDMs + comparison   ratio {(t_rsa_rdm + t_rsa_eval_all) / (t_egg_rdm + t_egg_cmp):.1f}x "
-          f"(rsatoolbox searchlight path) / {(t_rsa_rdm + t_rsa_cmp) / (t_egg_rdm + t_egg_cmp):.1f}x (rdm.compare)")
+    print(
+        f"(b) RDMs            rsatoolbox {t_rsa_rdm:8.2f} s   egg {t_egg_rdm:7.3f} s   ratio {t_rsa_rdm / t_egg_rdm:8.1f}x   "
+        f"max |diff| {rdm_diff:.2e}"
+    )
+    print(
+        f"(c) rdm.compare     rsatoolbox {t_rsa_cmp:8.2f} s   egg {t_egg_cmp:7.3f} s   ratio {t_rsa_cmp / t_egg_cmp:8.1f}x   "
+        f"max |diff| {cmp_diff:.2e}"
+    )
+    print(
+        f"(c) evaluate_models_searchlight on {n_eval} searchlights {t_rsa_eval:.2f} s -> {t_rsa_eval_all:.1f} s for all; "
+        f"ratio {t_rsa_eval_all / t_egg_cmp:8.1f}x   max |diff| {eval_diff:.2e}"
+    )
+    print(
+        f"RDMs + comparison   ratio {(t_rsa_rdm + t_rsa_eval_all) / (t_egg_rdm + t_egg_cmp):.1f}x "
+        f"(rsatoolbox searchlight path) / {(t_rsa_rdm + t_rsa_cmp) / (t_egg_rdm + t_egg_cmp):.1f}x (rdm.compare)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@
 
 Absolute times depend on the machine; the ratios are what this prints for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -52,14 +52,19 @@ def main() -> None:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     model = load_model(args.model if len(args.model) > 1 else args.model[0], device)
-    ranked = select_neurons(f"top_{model.n_neurons}", model) if getattr(model, "test_correlation", None) is not None \
+    ranked = (
+        select_neurons(f"top_{model.n_neurons}", model)
+        if getattr(model, "test_correlation", None) is not None
         else list(range(model.n_neurons))
+    )
     mei_neurons = ranked[: args.mei_neurons]
     seeds = [args.seed]
     objective = NeuronObjective(model, mei_neurons)
     n = len(mei_neurons)
-    print(f"model {args.model} ({model.n_neurons} neurons, input {model.input_shape}), device {device}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model} ({model.n_neurons} neurons, input {model.input_shape}), device {device}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print(f"(a) {n} neurons {mei_neurons}, seed {args.seed}, one batch per method")
 
     runs = {}
@@ -68,33 +73,47 @@ def main() -> None:
     for steps in ("50", "100"):
         egg = EnergyGuidedDiffusion(prior=args.prior, steps=steps, energy_scale=args.energy_scale)
         egg.prepare(objective, model.input_shape, device)  # load the prior outside the timing
-        runs[f"egg{steps}"], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))
+        runs[f"egg{steps}"], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))  # noqa: B023 (called at once)
     natural = None
     if args.dataset:
         from egg_cli.data import load_dataset
 
         data = load_dataset(args.dataset)
-        natural = natural_reference(objective, np.asarray(data.images), runs["ga"].adapter["norm"], device,
-                                    top_k=1, progress=False)["score"][:, 0]
+        natural = natural_reference(
+            objective, np.asarray(data.images), runs["ga"].adapter["norm"], device, top_k=1, progress=False
+        )["score"][:, 0]
     report = {"device": str(device), "neurons": mei_neurons, "per_mei": {}}
     for name, result in runs.items():
         per_mei = float(result.seconds_per_image.mean())
         act = result.scores["generating"][:, 0]
-        entry = {"seconds_per_mei": per_mei, "steps": int(result.trace.shape[2]),
-                 "activation_mean": float(act.mean()), "activations": act.tolist()}
+        entry = {
+            "seconds_per_mei": per_mei,
+            "steps": int(result.trace.shape[2]),
+            "activation_mean": float(act.mean()),
+            "activations": act.tolist(),
+        }
         if natural is not None:
             ratios = act / natural
-            entry.update(ratio_to_best_natural_mean=float(np.mean(ratios)), ratio_to_best_natural_min=float(np.min(ratios)),
-                         n_above_best_natural=int(np.sum(ratios > 1)), ratios_to_best_natural=ratios.tolist())
+            entry.update(
+                ratio_to_best_natural_mean=float(np.mean(ratios)),
+                ratio_to_best_natural_min=float(np.min(ratios)),
+                n_above_best_natural=int(np.sum(ratios > 1)),
+                ratios_to_best_natural=ratios.tolist(),
+            )
         report["per_mei"][name] = entry
     base = report["per_mei"]["ga"]["seconds_per_mei"]
     for name, entry in report["per_mei"].items():
         ratio = entry["seconds_per_mei"] / base
-        extra = (f", activation/best natural mean {entry['ratio_to_best_natural_mean']:.2f} "
-                 f"min {entry['ratio_to_best_natural_min']:.2f} ({entry['n_above_best_natural']}/{n} above 1)"
-                 if natural is not None else "")
-        print(f"  {name:7s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
-              f"time / GA = {ratio:.3f}, mean activation {entry['activation_mean']:.3f}{extra}")
+        extra = (
+            f", activation/best natural mean {entry['ratio_to_best_natural_mean']:.2f} "
+            f"min {entry['ratio_to_best_natural_min']:.2f} ({entry['n_above_best_natural']}/{n} above 1)"
+            if natural is not None
+            else ""
+        )
+        print(
+            f"  {name:7s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
+            f"time / GA = {ratio:.3f}, mean activation {entry['activation_mean']:.3f}{extra}"
+        )
         entry["time_over_ga"] = ratio
     if natural is not None:
         print(f"  best natural image at the same contrast: mean activation {float(natural.mean()):.3f}")
@@ -104,16 +123,25 @@ def main() -> None:
     neurons = ranked[:k]
     method = GradientAscent(steps=args.batch_ga_steps)
     print(f"(b) {k} neurons, GA {args.batch_ga_steps} steps: one batched call vs {k} single-neuron calls")
-    batched, t_batched = timed(lambda: synthesize(method, NeuronObjective(model, neurons), seeds, device, batch_size=k,
-                                                  progress=False))
-    singles, t_singles = timed(lambda: [synthesize(method, NeuronObjective(model, [u]), seeds, device, batch_size=1,
-                                                   progress=False) for u in neurons])
+    batched, t_batched = timed(
+        lambda: synthesize(method, NeuronObjective(model, neurons), seeds, device, batch_size=k, progress=False)
+    )
+    singles, t_singles = timed(
+        lambda: [synthesize(method, NeuronObjective(model, [u]), seeds, device, batch_size=1, progress=False) for u in neurons]
+    )
     diff = max(float(np.abs(s.images[0, 0] - batched.images[p, 0]).max()) for p, s in enumerate(singles))
-    print(f"  batched {t_batched:.2f} s, singles {t_singles:.2f} s: batched / singles = {t_batched / t_singles:.3f} "
-          f"(speed-up {t_singles / t_batched:.1f}x); max |image difference| {diff:.2e}")
-    report["batching"] = {"neurons": k, "steps": args.batch_ga_steps, "batched_seconds": t_batched,
-                          "singles_seconds": t_singles, "batched_over_singles": t_batched / t_singles,
-                          "max_abs_image_difference": diff}
+    print(
+        f"  batched {t_batched:.2f} s, singles {t_singles:.2f} s: batched / singles = {t_batched / t_singles:.3f} "
+        f"(speed-up {t_singles / t_batched:.1f}x); max |image difference| {diff:.2e}"
+    )
+    report["batching"] = {
+        "neurons": k,
+        "steps": args.batch_ga_steps,
+        "batched_seconds": t_batched,
+        "singles_seconds": t_singles,
+        "batched_over_singles": t_batched / t_singles,
+        "max_abs_image_difference": diff,
+    }
     if args.json:
         from egg_cli.io import write_json
 

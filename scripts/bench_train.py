@@ -8,6 +8,7 @@ so that a change in machine load affects every combination alike; the median ove
 reported with the ratio to the default (stacked + attention). The load average is printed
 because the CPU is shared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,10 @@ def main() -> None:
 
     rate = {c: args.batch / statistics.median(t) for c, t in times.items()}
     ref = rate.get(DEFAULT)
-    print(f"training throughput, {args.size}x{args.size} grayscale, {args.neurons} neurons, batch {args.batch}, "
-          f"{torch.get_num_threads()} torch threads, median of {args.steps} interleaved steps")
+    print(
+        f"training throughput, {args.size}x{args.size} grayscale, {args.neurons} neurons, batch {args.batch}, "
+        f"{torch.get_num_threads()} torch threads, median of {args.steps} interleaved steps"
+    )
     print(f"load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end on {os.cpu_count()} CPUs")
     print(f"{'core':<14}{'readout':<12}{'params':>10}{'images/s':>11}{'vs default':>12}")
     rows = []
@@ -85,11 +88,29 @@ def main() -> None:
         n_params = sum(p.numel() for p in models[combo].parameters() if p.requires_grad)
         ratio = rate[combo] / ref if ref else float("nan")
         print(f"{combo[0]:<14}{combo[1]:<12}{n_params:>10}{rate[combo]:>11.1f}{ratio:>12.2f}")
-        rows.append({"core": combo[0], "readout": combo[1], "trainable_parameters": n_params,
-                     "images_per_second": rate[combo], "ratio_to_default": ratio})
+        rows.append(
+            {
+                "core": combo[0],
+                "readout": combo[1],
+                "trainable_parameters": n_params,
+                "images_per_second": rate[combo],
+                "ratio_to_default": ratio,
+            }
+        )
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "threads": torch.get_num_threads(), "load_start": load_start,
-                                        "load_end": load_end, "size": args.size, "batch": args.batch}, indent=2))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "threads": torch.get_num_threads(),
+                    "load_start": load_start,
+                    "load_end": load_end,
+                    "size": args.size,
+                    "batch": args.batch,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ window, channel mean) and the differences to the crops. The issue's bar: within 
 --out writes prior_spectrum.json and prior_spectrum.png (the radial spectra); --grid writes a
 PNG grid of the learned prior's first 64 samples.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,16 @@ def main() -> None:
         ax.set_ylabel("power")
         ax.legend()
         save_figure(fig, args.out / "prior_spectrum.png")
-        write_json(args.out / "prior_spectrum.json", {"count": args.count, "steps": args.steps, "prior": args.prior,
-                                                      "slopes": slopes, "seconds": {k: v[1] for k, v in sets.items()}})
+        write_json(
+            args.out / "prior_spectrum.json",
+            {
+                "count": args.count,
+                "steps": args.steps,
+                "prior": args.prior,
+                "slopes": slopes,
+                "seconds": {k: v[1] for k, v in sets.items()},
+            },
+        )
         print(f"wrote {args.out / 'prior_spectrum.png'} and prior_spectrum.json")
 
 

@@ -11,6 +11,7 @@ seconds without work.
 
     python scripts/simulated_rig.py --exchange <run>/exchange --dataset dataset.h5 --noise poisson
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,21 +49,23 @@ def to_model_input(raw: np.ndarray, shape: tuple[int, int, int], mean: float, st
 
 
 @torch.no_grad()
-def answer(folder: Path, neurons: torch.nn.Module, rng: np.random.Generator, noise: str, gain: float,
-           skip: float) -> int:
+def answer(folder: Path, neurons: torch.nn.Module, rng: np.random.Generator, noise: str, gain: float, skip: float) -> int:
     """Score one generation folder and write its responses file; returns the number of images."""
     manifest = read_manifest(folder)
     names = [row["image"] for row in manifest["images"]]
     shape = tuple(int(s) for s in neurons.input_shape)
-    batch = torch.cat([to_model_input(read_png(folder / name), shape, float(neurons.pixel_mean),
-                                      float(neurons.pixel_std)) for name in names])
+    batch = torch.cat(
+        [to_model_input(read_png(folder / name), shape, float(neurons.pixel_mean), float(neurons.pixel_std)) for name in names]
+    )
     rates = neurons(batch).double().numpy() * gain
     responses = rng.poisson(rates).astype(np.float64) if noise == "poisson" else rates
     if skip > 0:
         responses[rng.random(len(names)) < skip] = np.nan
     channels = [str(i) for i in np.asarray(neurons.neuron_ids).tolist()]
-    rows = [{IMAGE_COLUMN: name, **{ch: ("" if np.isnan(v) else float(v)) for ch, v in zip(channels, row)}}
-            for name, row in zip(names, responses)]
+    rows = [
+        {IMAGE_COLUMN: name, **{ch: ("" if np.isnan(v) else float(v)) for ch, v in zip(channels, row)}}
+        for name, row in zip(names, responses)
+    ]
     write_csv(folder / RESPONSES, rows)
     return len(names)
 
@@ -71,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--exchange", required=True, type=Path, help="folder shared with egg")
     parser.add_argument("--dataset", required=True, type=Path, help="simulated dataset.h5 (egg simulate)")
-    parser.add_argument("--noise", choices=("none", "poisson"), default="poisson",
-                        help="poisson: spike counts drawn around the expected counts (default); none: expected counts")
+    parser.add_argument(
+        "--noise",
+        choices=("none", "poisson"),
+        default="poisson",
+        help="poisson: spike counts drawn around the expected counts (default); none: expected counts",
+    )
     parser.add_argument("--gain", type=float, default=1.0, help="multiplies the expected spike counts (longer presentations)")
     parser.add_argument("--skip", type=float, default=0.0, help="fraction of images left unscored (NaN), e.g. fixation breaks")
     parser.add_argument("--seed", type=int, default=0)
@@ -113,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("session finished after %d generations", answered)
                 return 0
         if now - last_work > args.idle_timeout:
-            print(f"simulated_rig: error: no generation to answer in {args.exchange} for {args.idle_timeout:.0f} s", file=sys.stderr)
+            print(
+                f"simulated_rig: error: no generation to answer in {args.exchange} for {args.idle_timeout:.0f} s", file=sys.stderr
+            )
             return 1
         time.sleep(args.poll)
 

@@ -1,4 +1,5 @@
 """Small assets for the black-box tests: a tiny simulated dataset and an untrained checkpoint on it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,15 @@ import torch
 SIZE = 24
 N_NEURONS = 4
 MODEL_CFG = {
-    "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2, "input_kernel": 5,
-             "hidden_kernel": 3, "depth_separable": True, "gamma_input": 0.0},
+    "core": {
+        "_target_": "egg_cli.models.cores.StackedConvCore",
+        "channels": 4,
+        "layers": 2,
+        "input_kernel": 5,
+        "hidden_kernel": 3,
+        "depth_separable": True,
+        "gamma_input": 0.0,
+    },
     "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout", "gauss_type": "isotropic"},
     "output": {"_target_": "egg_cli.models.EluPlusOne"},
 }
@@ -21,8 +29,15 @@ def tiny_simulation(path: Path, seed: int = 0) -> Path:
     from egg_cli.simulation.population import PopulationConfig
     from egg_cli.simulation.simulate import SimulationConfig, simulate, write_simulation
 
-    config = SimulationConfig(n_neurons=N_NEURONS, image_size=SIZE, n_train=200, n_validation=20, n_test=10, test_repeats=2,
-                              neurons=PopulationConfig(cycles_per_image=(8.0, 4.0, 2.0)))
+    config = SimulationConfig(
+        n_neurons=N_NEURONS,
+        image_size=SIZE,
+        n_train=200,
+        n_validation=20,
+        n_test=10,
+        test_repeats=2,
+        neurons=PopulationConfig(cycles_per_image=(8.0, 4.0, 2.0)),
+    )
     write_simulation(simulate(config, seed=seed, progress=False), path)
     return path
 

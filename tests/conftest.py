@@ -1,4 +1,5 @@
 """Shared fixtures: tests run on CPU, single-threaded where determinism matters."""
+
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")

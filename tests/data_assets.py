@@ -1,4 +1,5 @@
 """Small neural datasets for the data, simulation and CLI tests."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Shared loaders for the guided-diffusion reference fixtures (shared/fixtures)."""
+
 from __future__ import annotations
 
 import json

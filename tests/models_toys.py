@@ -4,6 +4,7 @@ Each toy neuron is a linear-nonlinear unit plus a little phase-invariant energy 
 pair of Gabors) at a known position, so its receptive-field centre is exact; responses are
 Poisson spikes. Images are smoothed (1/f) noise.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,9 +59,18 @@ def write_toy_dataset(
     drive /= drive.std(axis=0, keepdims=True)
     rates = gains * np.exp(0.7 * drive[..., 0] + 0.15 * (drive**2).sum(-1) - 0.5)
     tiers = np.array(["train"] * n_train + ["validation"] * n_validation + ["test"] * n_test)
-    trial_image = np.concatenate([np.arange(n_train + n_validation),
-                                  np.repeat(np.arange(n_train + n_validation, n_images), repeats)])
+    trial_image = np.concatenate(
+        [np.arange(n_train + n_validation), np.repeat(np.arange(n_train + n_validation, n_images), repeats)]
+    )
     responses = rng.poisson(rates[trial_image]).astype(np.float32)
-    write_dataset(path, images[:, None], responses, trial_image, tiers, np.arange(n_neurons),
-                  neurons={"rf_center": centres}, attrs={"source": "tests/models_toys.py"})
+    write_dataset(
+        path,
+        images[:, None],
+        responses,
+        trial_image,
+        tiers,
+        np.arange(n_neurons),
+        neurons={"rf_center": centres},
+        attrs={"source": "tests/models_toys.py"},
+    )
     return {"centres": centres, "filters": filters, "rates": rates}

@@ -1,4 +1,5 @@
 """Small response models that satisfy the response-model contract (docs/architecture.md), for tests."""
+
 from __future__ import annotations
 
 import math

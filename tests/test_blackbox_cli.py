@@ -1,6 +1,7 @@
 """`egg synth method=xdream|cmaes` as a user runs it: ground truth with spike noise, a config error.
 
 The closed loop with the rig script (timeout, resume) is in test_blackbox_closed_loop.py."""
+
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from blackbox_assets import checkpoint_on, tiny_simulation  # noqa: E402
+from blackbox_assets import checkpoint_on, tiny_simulation
 
 EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -26,15 +27,30 @@ def simulated(tmp_path_factory):
 
 
 def _synth(out: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*EGG, "synth", f"hydra.run.dir={out}", "progress=false", *overrides],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [*EGG, "synth", f"hydra.run.dir={out}", "progress=false", *overrides],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_cmaes_on_the_ground_truth_with_spike_noise_reports_noise_free_scores(simulated, tmp_path):
     out = tmp_path / "run"
-    proc = _synth(out, f"model={simulated['model']}", "method=cmaes", "method.budget=120", "neurons=[0,2]", "seeds=[0]",
-                  "generator.grid=6", "method.scorer.kind=ground_truth", "method.noise.max_count=5", "ground_truth=true")
+    proc = _synth(
+        out,
+        f"model={simulated['model']}",
+        "method=cmaes",
+        "method.budget=120",
+        "neurons=[0,2]",
+        "seeds=[0]",
+        "generator.grid=6",
+        "method.scorer.kind=ground_truth",
+        "method.noise.max_count=5",
+        "ground_truth=true",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with h5py.File(out / "synthesis.h5") as f:
         settings = json.loads(f.attrs["method_settings"])

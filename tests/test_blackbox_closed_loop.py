@@ -1,4 +1,5 @@
 """Closed-loop file protocol: manifest and PNGs out, responses in; an end-to-end session with the rig script."""
+
 import csv
 import json
 import os
@@ -18,8 +19,8 @@ from egg_cli.synthesis.blackbox.closed_loop import ClosedLoopScorer, read_png, r
 from egg_cli.synthesis.objectives import NeuronObjective
 
 sys.path.insert(0, str(Path(__file__).parent))
-from blackbox_assets import checkpoint_on, tiny_simulation  # noqa: E402
-from synthesis_toys import gabor_neurons  # noqa: E402
+from blackbox_assets import checkpoint_on, tiny_simulation
+from synthesis_toys import gabor_neurons
 
 ROOT = Path(__file__).resolve().parents[1]
 EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()"]
@@ -39,11 +40,14 @@ def test_responses_file_is_parsed_with_empty_and_nan_cells_as_unscored(tmp_path)
     assert table["a.png"]["7"] == 1.5 and np.isnan(table["a.png"]["9"]) and np.isnan(table["b.png"]["7"])
 
 
-@pytest.mark.parametrize("text, match", [
-    ("name,7\na.png,1\n", "first header cell must be 'image'"),
-    ("image,7\na.png,lots\n", "line 2: channel '7' holds 'lots'"),
-    ("image,7,8\na.png,1\n", "line 2: 2 cells; expected 3"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("name,7\na.png,1\n", "first header cell must be 'image'"),
+        ("image,7\na.png,lots\n", "line 2: channel '7' holds 'lots'"),
+        ("image,7,8\na.png,1\n", "line 2: 2 cells; expected 3"),
+    ],
+)
 def test_malformed_responses_files_are_named_with_line_and_problem(tmp_path, text, match):
     path = tmp_path / "responses.csv"
     _write(path, text)
@@ -134,17 +138,50 @@ def test_closed_loop_session_against_the_simulated_rig_script(simulated, tmp_pat
     scripts/simulated_rig.py answers as a subprocess and the same command resumes and finishes."""
     out, exchange = tmp_path / "run", tmp_path / "exchange"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [*EGG, "synth", f"hydra.run.dir={out}", "progress=false", f"model={simulated['model']}", "method=xdream",
-               "method.budget=160", "neurons=[1,3]", "seeds=[0]", "generator.grid=6", "method.scorer.kind=closed_loop",
-               f"method.scorer.exchange={exchange}", "method.scorer.poll_s=0.05", "natural.enabled=false"]
+    command = [
+        *EGG,
+        "synth",
+        f"hydra.run.dir={out}",
+        "progress=false",
+        f"model={simulated['model']}",
+        "method=xdream",
+        "method.budget=160",
+        "neurons=[1,3]",
+        "seeds=[0]",
+        "generator.grid=6",
+        "method.scorer.kind=closed_loop",
+        f"method.scorer.exchange={exchange}",
+        "method.scorer.poll_s=0.05",
+        "natural.enabled=false",
+    ]
     proc = subprocess.run([*command, "method.scorer.timeout_s=1"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
     assert "closed loop: no" in proc.stderr and "gen_0000/responses.csv" in proc.stderr and "hydra.run.dir" in proc.stderr
     assert (exchange / "gen_0000" / "manifest.json").exists() and not (out / "synthesis.h5").exists()
-    rig = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "simulated_rig.py"), "--exchange", str(exchange),
-                            "--dataset", str(simulated["dataset"]), "--noise", "none", "--skip", "0.1",
-                            "--poll", "0.05", "--linger", "0.5", "--idle-timeout", "240"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    rig = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "simulated_rig.py"),
+            "--exchange",
+            str(exchange),
+            "--dataset",
+            str(simulated["dataset"]),
+            "--noise",
+            "none",
+            "--skip",
+            "0.1",
+            "--poll",
+            "0.05",
+            "--linger",
+            "0.5",
+            "--idle-timeout",
+            "240",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         proc = subprocess.run([*command, "method.scorer.timeout_s=120"], capture_output=True, text=True, env=env, timeout=400)
         rig_out, _ = rig.communicate(timeout=60)

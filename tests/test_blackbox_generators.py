@@ -1,16 +1,15 @@
 """Code generators: pixel grid, diffusion prior decoded by DDIM, DeePSiM fc6 (random weights)."""
+
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis.adapter import ImageAdapter
-from egg_cli.synthesis.blackbox.generators import (DeePSiMFc6, DeePSiMGenerator, PixelGenerator, PriorGenerator,
-                                                   build_generator)
+from egg_cli.synthesis.blackbox.generators import DeePSiMFc6, DeePSiMGenerator, PixelGenerator, PriorGenerator, build_generator
 
 
 def test_pixel_generator_upsamples_a_coarse_grid_to_the_model_input():
@@ -138,8 +137,10 @@ def test_prior_generator_with_the_spectral_prior_drives_a_model_through_the_adap
     assert images.shape == (3, 1, 16, 16) and images.abs().max() <= 1
     assert torch.allclose(gen(codes[1:2]), images[1:2], atol=1e-5) and torch.allclose(gen(2 * codes), images, atol=1e-5)
     objective = NeuronObjective(TinyCNN(n_neurons=2, size=20), [0, 1])
-    method = XDream(budget=120, generator={"kind": "prior", "prior": "spectral", "steps": "5",
-                                           "prior_options": {"image_size": 16, "fit_crops": 200}})
+    method = XDream(
+        budget=120,
+        generator={"kind": "prior", "prior": "spectral", "steps": "5", "prior_options": {"image_size": 16, "fit_crops": 200}},
+    )
     result = synthesize(method, objective, [0], torch.device("cpu"), progress=False)
     assert result.generator_images.shape == (2, 1, 1, 16, 16) and result.images.shape == (2, 1, 1, 20, 20)
     assert (result.trace[:, 0, -1] > result.trace[:, 0, 0]).all()

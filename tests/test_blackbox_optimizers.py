@@ -1,4 +1,5 @@
 """XDream GA, CMA-ES (cma package) and the sphere variant: selection rules, sampling, convergence, state."""
+
 import pickle
 
 import numpy as np
@@ -60,8 +61,9 @@ def test_xdream_keeps_elites_and_children_inherit_parent_genes_without_mutation(
 
 def test_xdream_mutation_size_sets_the_gene_noise():
     rng = np.random.default_rng(1)
-    opt = GeneticOptimizer(2000, rng, population_size=4, n_elites=0, mutation_rate=1.0, mutation_size=0.5,
-                           heritability=1.0, selectivity=1e9)
+    opt = GeneticOptimizer(
+        2000, rng, population_size=4, n_elites=0, mutation_rate=1.0, mutation_size=0.5, heritability=1.0, selectivity=1e9
+    )
     codes = np.zeros((4, 2000))
     codes[3] = 1.0
     opt.tell(codes, np.array([0.0, 0.0, 0.0, 1.0]))  # parent 1 is (almost surely) the best code
@@ -133,8 +135,9 @@ def test_cmaes_climbs_a_cosine_objective_and_ranks_unscored_last():
 
 
 def test_sphere_candidates_lie_on_the_sphere_at_the_scheduled_angle():
-    opt = SphereCMA(DIM, np.random.default_rng(0), generations=10, population_size=8, sphere_radius=300.0,
-                    angle_start=50.0, angle_end=7.3)
+    opt = SphereCMA(
+        DIM, np.random.default_rng(0), generations=10, population_size=8, sphere_radius=300.0, angle_start=50.0, angle_end=7.3
+    )
     codes = opt.ask()
     assert np.allclose(np.linalg.norm(codes, axis=1), 300.0)
     mean = opt.recommendation() / 300.0
@@ -157,11 +160,14 @@ def test_sphere_variant_climbs_a_cosine_objective():
     assert optimize(opt, score, 40) > 0.95
 
 
-@pytest.mark.parametrize("make", [
-    lambda: GeneticOptimizer(DIM, np.random.default_rng(0)),
-    lambda: CMAOptimizer(DIM, np.random.default_rng(0)),
-    lambda: SphereCMA(DIM, np.random.default_rng(0), generations=20),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GeneticOptimizer(DIM, np.random.default_rng(0)),
+        lambda: CMAOptimizer(DIM, np.random.default_rng(0)),
+        lambda: SphereCMA(DIM, np.random.default_rng(0), generations=20),
+    ],
+)
 def test_pickled_optimizer_continues_exactly(make):
     score = cosine_task()
     opt = make()

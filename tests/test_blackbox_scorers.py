@@ -1,4 +1,5 @@
 """Scorers: the objective in a model, and Poisson spike noise at a chosen expected maximum count."""
+
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from egg_cli.synthesis.blackbox.scorers import ObjectiveScorer, PoissonScorer
 from egg_cli.synthesis.objectives import NeuronObjective
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthesis_toys import gabor_neurons  # noqa: E402
+from synthesis_toys import gabor_neurons
 
 CPU = torch.device("cpu")
 

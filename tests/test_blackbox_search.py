@@ -1,4 +1,5 @@
 """Gradient-free search through the synth runner: convergence, bookkeeping, HDF5, resume, independence."""
+
 import csv
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from egg_cli.synthesis.results import read_synthesis, write_synthesis
 from egg_cli.synthesis.runner import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthesis_toys import gabor_neurons  # noqa: E402
+from synthesis_toys import gabor_neurons
 
 CPU = torch.device("cpu")
 PIXEL8 = {"kind": "pixel", "grid": 8}
@@ -38,11 +39,14 @@ def ln():
     return NeuronObjective(model, [0, 1, 2, 3]), optimum
 
 
-@pytest.mark.parametrize("method, floor", [
-    (lambda **kw: XDream(budget=600, generator=PIXEL8, **kw), 0.85),
-    (lambda **kw: CMAES(budget=600, generator=PIXEL8, **kw), 0.9),
-    (lambda **kw: CMAES(budget=600, variant="sphere", population_size=20, generator=PIXEL8, **kw), 0.95),
-])
+@pytest.mark.parametrize(
+    "method, floor",
+    [
+        (lambda **kw: XDream(budget=600, generator=PIXEL8, **kw), 0.85),
+        (lambda **kw: CMAES(budget=600, generator=PIXEL8, **kw), 0.9),
+        (lambda **kw: CMAES(budget=600, variant="sphere", population_size=20, generator=PIXEL8, **kw), 0.95),
+    ],
+)
 def test_gradient_free_methods_approach_the_analytic_mei(ln, method, floor, tmp_path):
     objective, optimum = ln
     m = method(work_dir=str(tmp_path))
@@ -99,11 +103,14 @@ def _interrupt_at(monkeypatch, generation):
     monkeypatch.setattr(ObjectiveScorer, "score", score)
 
 
-@pytest.mark.parametrize("make", [
-    lambda d: XDream(budget=200, generator=PIXEL8, noise={"max_count": 5, "reference_rates": [1.0, 1.0]}, work_dir=d),
-    lambda d: CMAES(budget=200, generator=PIXEL8, work_dir=d),
-    lambda d: CMAES(budget=200, variant="sphere", generator=PIXEL8, work_dir=d),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: XDream(budget=200, generator=PIXEL8, noise={"max_count": 5, "reference_rates": [1.0, 1.0]}, work_dir=d),
+        lambda d: CMAES(budget=200, generator=PIXEL8, work_dir=d),
+        lambda d: CMAES(budget=200, variant="sphere", generator=PIXEL8, work_dir=d),
+    ],
+)
 def test_an_interrupted_search_resumes_to_the_same_result(ln, make, tmp_path, monkeypatch):
     objective = NeuronObjective(ln[0].model, [1, 3])
     straight = synthesize(make(str(tmp_path / "a")), objective, [0], CPU, progress=False)

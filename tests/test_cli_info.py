@@ -1,4 +1,5 @@
 """``egg info``: dataset summaries, and one clear line with exit 2 on unreadable input."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,11 @@ def test_unreadable_input_prints_one_line_and_exits_2(tmp_path, dataset, capsys,
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("egg: error: ") and str(path) in lines[0], err
-    expected = {"missing": "does not exist", "corrupt": "is not a readable HDF5 file", "no_responses": "dataset 'responses' is missing"}
+    expected = {
+        "missing": "does not exist",
+        "corrupt": "is not a readable HDF5 file",
+        "no_responses": "dataset 'responses' is missing",
+    }
     assert expected[kind] in lines[0]
 
 
@@ -94,15 +99,23 @@ def test_info_summarizes_a_model_checkpoint_and_its_run_folder(tmp_path, capsys,
     from egg_cli.models import build_model
     from egg_cli.models.checkpoint import save_checkpoint
 
-    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2},
-           "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
-           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    cfg = {
+        "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2},
+        "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
+        "output": {"_target_": "egg_cli.models.EluPlusOne"},
+    }
     model = build_model(cfg, (1, 24, 24), [7, 8, 9], 100.0, 50.0, np.array([1.0, 2.0, 3.0]))
     model.test_correlation = np.array([0.2, 0.4, 0.9])
     run = tmp_path / "run"
     run.mkdir()
-    metrics = {"test": {"correlation": {"mean": 0.5, "median": 0.4}, "oracle": {"mean": 0.625},
-                        "fraction_of_oracle": 0.8, "feve": {"mean": 0.3}}}
+    metrics = {
+        "test": {
+            "correlation": {"mean": 0.5, "median": 0.4},
+            "oracle": {"mean": 0.625},
+            "fraction_of_oracle": 0.8,
+            "feve": {"mean": 0.3},
+        }
+    }
     training = {"epochs": 5, "best_epoch": 4, "train_minutes": 1.5, "stop_reason": "early stopping"}
     save_checkpoint(run / "model.pt", model, cfg, extra={"seed": 3, "metrics": metrics, "training": training})
     n_weights = sum(p.numel() for p in model.parameters())

@@ -1,4 +1,5 @@
 """``egg simulate`` end to end, sweeps, and one-line errors with exit code 2."""
+
 from __future__ import annotations
 
 import csv

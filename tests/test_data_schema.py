@@ -1,4 +1,5 @@
 """HDF5 dataset schema: round trip, z-scoring, per-tier loaders and one-line validation errors."""
+
 from __future__ import annotations
 
 import h5py
@@ -73,7 +74,7 @@ def test_dataloader_yields_zscored_images_and_responses_of_one_tier(tmp_path):
     assert images.dtype == torch.float32 and images.shape == (9, 1, 8, 8)
     np.testing.assert_allclose(images.numpy(), ds.zscore(ds.images[ds.trial_image[trials]]), rtol=1e-6)
     np.testing.assert_array_equal(responses.numpy(), a["responses"][trials])
-    order = lambda seed: torch.cat([r for _, r in ds.dataloader("train", 5, shuffle=True, seed=seed)])  # noqa: E731
+    order = lambda seed: torch.cat([r for _, r in ds.dataloader("train", 5, shuffle=True, seed=seed)])
     assert torch.equal(order(3), order(3))
     assert not torch.equal(order(3), order(4))
     assert len(ds.torch_dataset("validation")) == 4
@@ -123,7 +124,10 @@ def _mutations():
         (inf, r"responses holds 1 NaN/inf values \(first at trial 0, neuron 0\)"),
         (out_of_range, r"trial_image holds index 19 \(trial 5\) but there are 19 images; expected indices 0..18"),
         (negative_index, r"trial_image holds index -1 \(trial 5\)"),
-        (empty_validation, r"tier 'validation' is empty \(0 images, 0 trials\); expected at least one trial in each of train, validation, test"),
+        (
+            empty_validation,
+            r"tier 'validation' is empty \(0 images, 0 trials\); expected at least one trial in each of train, validation, test",
+        ),
         (unknown_tier, r"tiers holds unknown tier 'tst'; expected tiers \(N,\) strings"),
         (images_3d, r"images has shape \(19, 8, 8\) \(3 dimensions\); expected images \(N, C, H, W\)"),
         (short_trial_image, r"trial_image has shape \(24,\) but responses has 25 trials"),
@@ -155,13 +159,18 @@ def test_writer_refuses_invalid_arrays_and_leaves_no_file(tmp_path, mutate, mess
 
 def test_missing_dataset_is_named(tmp_path):
     path = _write_raw(tmp_path / "d.h5", small_arrays(), drop="trial_image")
-    with pytest.raises(EggError, match=r"d.h5: dataset 'trial_image' is missing \(found: images, neuron_ids, responses, tiers\); expected trial_image \(T,\)"):
+    with pytest.raises(
+        EggError,
+        match=r"d.h5: dataset 'trial_image' is missing \(found: images, neuron_ids, responses, tiers\); expected trial_image \(T,\)",
+    ):
         load_dataset(path)
 
 
 def test_misnamed_dataset_gets_a_hint(tmp_path):
     path = _write_raw(tmp_path / "d.h5", small_arrays(), rename={"responses": "response"})
-    with pytest.raises(EggError, match=r"dataset 'responses' is missing \(found 'response': misnamed\?\); expected responses \(T, n_neurons\)"):
+    with pytest.raises(
+        EggError, match=r"dataset 'responses' is missing \(found 'response': misnamed\?\); expected responses \(T, n_neurons\)"
+    ):
         load_dataset(path)
 
 

@@ -1,4 +1,5 @@
 """The neuralpredictors / Sensorium folder layout is read without conversion."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +54,9 @@ def test_missing_tiers_file(tmp_path):
 def test_missing_response_file(tmp_path):
     root = write_sensorium_folder(tmp_path / "m", small_arrays())
     (root / "data" / "responses" / "7.npy").unlink()
-    with pytest.raises(EggError, match=r"data/responses holds 24 files \(missing 7.npy\) but meta/trials/tiers.npy lists 25 trials"):
+    with pytest.raises(
+        EggError, match=r"data/responses holds 24 files \(missing 7.npy\) but meta/trials/tiers.npy lists 25 trials"
+    ):
         load_dataset(root)
 
 
@@ -79,7 +82,10 @@ def test_repeated_image_in_two_tiers_is_refused(tmp_path):
     train_trial = int(np.flatnonzero(a["tiers"][a["trial_image"]] == "train")[0])
     frame[train_trial] = frame[test_trial]
     np.save(root / "meta" / "trials" / "frame_image_id.npy", frame)
-    with pytest.raises(EggError, match=r"is in tier .* but its image \(frame_image_id\) is also shown in tier .*; expected each image in one tier"):
+    with pytest.raises(
+        EggError,
+        match=r"is in tier .* but its image \(frame_image_id\) is also shown in tier .*; expected each image in one tier",
+    ):
         load_dataset(root)
 
 

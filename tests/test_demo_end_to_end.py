@@ -1,4 +1,5 @@
 """`egg demo scale=tiny` end to end: every stage's run folder, the evaluation and a report with its numbers."""
+
 import csv
 import json
 import os
@@ -22,9 +23,19 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", "demo", "scale=tiny",
-         "progress=false", f"hydra.run.dir={out}"],
-        env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
+            "demo",
+            "scale=tiny",
+            "progress=false",
+            f"hydra.run.dir={out}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -55,8 +66,13 @@ def test_demo_runs_every_stage_into_its_own_run_folder(demo):
 @pytest.mark.slow
 def test_demo_synthesizes_for_the_neurons_the_generating_members_predict_best(demo):
     summary = json.loads((demo / "summary.json").read_text())
-    corr = np.mean([read_checkpoint(demo / "train" / arch / "member_0" / "model.pt")["test_correlation"]
-                    for arch in ("cnn_attention", "task_gaussian")], axis=0)
+    corr = np.mean(
+        [
+            read_checkpoint(demo / "train" / arch / "member_0" / "model.pt")["test_correlation"]
+            for arch in ("cnn_attention", "task_gaussian")
+        ],
+        axis=0,
+    )
     expected = sorted(np.argsort(-corr, kind="stable")[:3].tolist())
     assert summary["neurons"] == expected
     per_neuron = read(demo / "evaluate" / "per_neuron.csv")
@@ -86,8 +102,7 @@ def test_demo_report_quotes_the_evaluation_numbers(demo):
     for c in egg_vs_ga:
         if c["evaluator"] == f"{c['generator']}_heldout":
             continue  # the answer quotes the other architecture and the ground truth
-        line = next(l for l in report.splitlines()
-                    if f"generated on **{c['generator']}**, scored by **{c['evaluator']}**" in l)
+        line = next(l for l in report.splitlines() if f"generated on **{c['generator']}**, scored by **{c['evaluator']}**" in l)
         assert f"egg {float(c['mean_b']):.2f} vs ga {float(c['mean_a']):.2f}" in line
         assert f"slope {float(c['slope']):.2f}" in line
     compute = {(r["generator"], r["method"]): float(r["seconds_per_image"]) for r in read(demo / "evaluate" / "compute.csv")}

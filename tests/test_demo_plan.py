@@ -1,5 +1,4 @@
 """Fast checks of the demo's plan, neuron choice, stage overrides and the report's sentences."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,12 +45,25 @@ def test_missing_method_configs_are_reported_not_guessed(tmp_path):
 def test_neurons_are_the_best_predicted_on_average_over_generating_members(tmp_path):
     def ckpt(name, corr):
         path = tmp_path / f"{name}.pt"
-        torch.save({"format": "egg-encoding-model", "model_config": {}, "state_dict": {}, "input_shape": [1, 8, 8],
-                    "neuron_ids": [10, 11, 12, 13], "pixel_mean": 0.0, "pixel_std": 1.0, "test_correlation": corr}, path)
+        torch.save(
+            {
+                "format": "egg-encoding-model",
+                "model_config": {},
+                "state_dict": {},
+                "input_shape": [1, 8, 8],
+                "neuron_ids": [10, 11, 12, 13],
+                "pixel_mean": 0.0,
+                "pixel_std": 1.0,
+                "test_correlation": corr,
+            },
+            path,
+        )
         return path
 
-    checkpoints = {"a": [ckpt("a0", [0.9, 0.1, 0.5, 0.2]), ckpt("a1", [0.0, 0.0, 0.0, 1.0])],
-                   "b": [ckpt("b0", [0.1, 0.3, 0.4, 0.2]), ckpt("b1", [0.0, 0.0, 0.0, 1.0])]}
+    checkpoints = {
+        "a": [ckpt("a0", [0.9, 0.1, 0.5, 0.2]), ckpt("a1", [0.0, 0.0, 0.0, 1.0])],
+        "b": [ckpt("b0", [0.1, 0.3, 0.4, 0.2]), ckpt("b1", [0.0, 0.0, 0.0, 1.0])],
+    }
     neurons, mean = select_neurons(checkpoints, n_generating=1, k=2)  # held-out members (a1, b1) are ignored
     np.testing.assert_allclose(mean, [0.5, 0.2, 0.45, 0.2])
     assert neurons == [0, 2]
@@ -66,15 +78,56 @@ def test_override_values_survive_hydras_parser():
 
 
 COMPARISONS = [
-    {"generator": "cnn", "evaluator": "cnn_heldout", "method_a": "ga", "method_b": "egg", "n": 12, "mean_a": 1.1,
-     "mean_b": 1.0, "slope": 0.9, "slope_low": 0.8, "slope_high": 1.0, "fraction_b_better": 0.2, "p_value": 0.01, "p_holm": 0.03},
-    {"generator": "cnn", "evaluator": "res_heldout", "method_a": "ga", "method_b": "egg", "n": 12, "mean_a": 0.6,
-     "mean_b": 0.9, "slope": 1.4, "slope_low": 1.2, "slope_high": 1.7, "fraction_b_better": 0.92, "p_value": 0.001, "p_holm": 0.004},
-    {"generator": "cnn", "evaluator": "ground_truth", "method_a": "ga", "method_b": "egg", "n": 12, "mean_a": 0.5,
-     "mean_b": 0.55, "slope": 1.05, "slope_low": 0.9, "slope_high": 1.2, "fraction_b_better": 0.58, "p_value": 0.3, "p_holm": 0.6},
+    {
+        "generator": "cnn",
+        "evaluator": "cnn_heldout",
+        "method_a": "ga",
+        "method_b": "egg",
+        "n": 12,
+        "mean_a": 1.1,
+        "mean_b": 1.0,
+        "slope": 0.9,
+        "slope_low": 0.8,
+        "slope_high": 1.0,
+        "fraction_b_better": 0.2,
+        "p_value": 0.01,
+        "p_holm": 0.03,
+    },
+    {
+        "generator": "cnn",
+        "evaluator": "res_heldout",
+        "method_a": "ga",
+        "method_b": "egg",
+        "n": 12,
+        "mean_a": 0.6,
+        "mean_b": 0.9,
+        "slope": 1.4,
+        "slope_low": 1.2,
+        "slope_high": 1.7,
+        "fraction_b_better": 0.92,
+        "p_value": 0.001,
+        "p_holm": 0.004,
+    },
+    {
+        "generator": "cnn",
+        "evaluator": "ground_truth",
+        "method_a": "ga",
+        "method_b": "egg",
+        "n": 12,
+        "mean_a": 0.5,
+        "mean_b": 0.55,
+        "slope": 1.05,
+        "slope_low": 0.9,
+        "slope_high": 1.2,
+        "fraction_b_better": 0.58,
+        "p_value": 0.3,
+        "p_holm": 0.6,
+    },
 ]
-COMPUTE = [{"generator": "cnn", "method": "ga", "seconds_per_image": 4.0, "steps": 1000, "budget": float("nan"), "time_vs_ga": 1.0},
-           {"generator": "cnn", "method": "egg", "seconds_per_image": 1.0, "steps": 100, "budget": float("nan"), "time_vs_ga": 0.25}]
+COMPUTE = [
+    {"generator": "cnn", "method": "ga", "seconds_per_image": 4.0, "steps": 1000, "budget": float("nan"), "time_vs_ga": 1.0},
+    {"generator": "cnn", "method": "egg", "seconds_per_image": 1.0, "steps": 100, "budget": float("nan"), "time_vs_ga": 0.25},
+]
 
 
 def test_answer_states_direction_and_significance_with_the_numbers():
@@ -87,8 +140,10 @@ def test_answer_states_direction_and_significance_with_the_numbers():
 
 
 def test_transfer_rows_put_each_evaluator_under_its_role():
-    table = [{"generator": "cnn", "method": "ga", "evaluator": e, "neurons": 12, "mean": m, "sem": 0.05}
-             for e, m in (("cnn_heldout", 1.1), ("res_heldout", 0.6), ("ground_truth", 0.5))]
+    table = [
+        {"generator": "cnn", "method": "ga", "evaluator": e, "neurons": 12, "mean": m, "sem": 0.05}
+        for e, m in (("cnn_heldout", 1.1), ("res_heldout", 0.6), ("ground_truth", 0.5))
+    ]
     assert evaluator_role("cnn", "res_heldout") == "other architecture (held-out)"
     (row,) = transfer_rows(table, COMPUTE, "ga")
     assert row["same architecture (held-out)"] == "1.10 ± 0.05"

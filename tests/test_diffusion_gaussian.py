@@ -1,11 +1,12 @@
 """Gaussian diffusion: respacing strings, p_mean_variance against guided-diffusion, schedules, losses."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
-
 from diffusion_fixtures import small_reference, small_state_dict
+
 from egg_cli.diffusion import DiffusionConfig, GaussianDiffusion, UNetConfig, UNetModel, beta_schedule, space_timesteps
 from egg_cli.errors import EggError
 
@@ -34,7 +35,9 @@ def test_p_mean_variance_matches_reference_at_respaced_indices():
     diffusion = GaussianDiffusion(DiffusionConfig.from_flags(meta["config"]))
     assert diffusion.num_timesteps == 50
     with torch.no_grad():
-        out = diffusion.p_mean_variance(model, torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["t_respaced"]), clip_denoised=True)
+        out = diffusion.p_mean_variance(
+            model, torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["t_respaced"]), clip_denoised=True
+        )
     tolerances = {"mean": 1e-5, "variance": 1e-6, "log_variance": 1e-5, "pred_xstart": 1e-5}
     for key, tol in tolerances.items():
         ref = torch.from_numpy(arrays[f"pmv_{key}"])
@@ -47,7 +50,7 @@ def test_linear_and_cosine_schedules_have_expected_values():
     assert beta_schedule("linear", 100)[-1] == pytest.approx(0.2)
     cosine = beta_schedule("cosine", 1000)
     abar = np.cumprod(1 - cosine)
-    f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
     assert abar[499] == pytest.approx(f(0.5) / f(0), rel=1e-9)
     assert cosine.max() == pytest.approx(0.999)
     with pytest.raises(EggError, match="quadratic"):
@@ -88,7 +91,7 @@ def test_ddim_with_exact_denoiser_lands_on_the_single_training_image():
 def test_min_snr_weighting_equals_clipped_snr_times_x0_error():
     # a model that outputs zeros: for v-prediction the weighted loss is min(snr, 5) * |x0_hat - x0|^2
     diffusion = GaussianDiffusion(DiffusionConfig(noise_schedule="cosine", mean_type="v", learn_sigma=False), "")
-    zero_model = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    zero_model = lambda x, t: torch.zeros_like(x)
     g = torch.Generator().manual_seed(2)
     x0, noise = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1, torch.randn(4, 1, 8, 8, generator=g)
     t = torch.tensor([10, 200, 500, 950])
@@ -154,9 +157,9 @@ def test_x0_error_table_is_zero_for_an_exact_denoiser_and_interpolated_between_g
     images[:2] = -0.3
     exact = torch.nn.Module()
     exact.register_parameter("p", torch.nn.Parameter(torch.zeros(1)))
-    exact.forward = lambda x_t, t: torch.sign(x_t.mean(dim=(1, 2, 3), keepdim=True)).expand_as(x_t) * 0.3  # noqa: E731
+    exact.forward = lambda x_t, t: torch.sign(x_t.mean(dim=(1, 2, 3), keepdim=True)).expand_as(x_t) * 0.3
     table = x0_mse_table(exact, diffusion, images, grid="50")
     assert table.shape == (1000,)
-    assert table[:61].max() < 1e-12           # low noise: the sign is always right
-    assert table[-1] > 0.01                   # pure noise: the sign is a coin flip
+    assert table[:61].max() < 1e-12  # low noise: the sign is always right
+    assert table[-1] > 0.01  # pure noise: the sign is a coin flip
     assert table.max() <= images.double().var().item() + 1e-12

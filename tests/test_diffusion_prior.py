@@ -1,10 +1,10 @@
 """The Prior contract: load_prior, per-element generators, guidance hook, DDIM, loading errors."""
-import numpy as np
+
 import pytest
 import torch
-
 from diffusion_fixtures import small_reference, small_state_dict
-from egg_cli.diffusion import SpectralModel, SpectralPrior, load_prior
+
+from egg_cli.diffusion import SpectralPrior, load_prior
 from egg_cli.errors import EggError
 
 

@@ -1,4 +1,5 @@
 """Spectral prior: exact Wiener denoiser against a direct posterior computation; fitted exponent."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,14 @@ def _model(channels: int, size: int = 4) -> SpectralModel:
         basis = np.eye(1)
     else:
         basis, _ = np.linalg.qr(np.array([[1.0, 0.3, 0.2], [1.0, -0.5, 0.1], [1.0, 0.2, -0.6]]))
-    return SpectralModel(mean=np.linspace(-0.2, 0.1, channels), basis=basis, amplitude=np.array([0.5, 0.1, 0.05][:channels]),
-                         exponent=np.array([2.4, 2.0, 1.5][:channels]), dc_power=np.array([3.0, 0.5, 0.2][:channels]), image_size=size)
+    return SpectralModel(
+        mean=np.linspace(-0.2, 0.1, channels),
+        basis=basis,
+        amplitude=np.array([0.5, 0.1, 0.05][:channels]),
+        exponent=np.array([2.4, 2.0, 1.5][:channels]),
+        dc_power=np.array([3.0, 0.5, 0.2][:channels]),
+        image_size=size,
+    )
 
 
 @pytest.mark.parametrize("channels", [1, 3])

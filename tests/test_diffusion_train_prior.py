@@ -1,4 +1,5 @@
 """End-to-end `egg train-prior` on a tiny config: folder of RGB images, checkpoints, resume, loading."""
+
 import csv
 import json
 import subprocess
@@ -12,9 +13,22 @@ import torch
 from egg_cli.diffusion import load_prior
 
 EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()"]
-TINY = ["data.image_size=16", "data.channels=3", "data.bank_size=200", "unet.channel_mult=[1,2]", "unet.attention_resolutions=8",
-        "training.batch_size=4", "training.warmup_steps=2", "log_every=2", "checkpoint_every=3", "sample_every=3",
-        "sample_count=4", "sample_steps=4", "progress=false", "device=cpu"]
+TINY = [
+    "data.image_size=16",
+    "data.channels=3",
+    "data.bank_size=200",
+    "unet.channel_mult=[1,2]",
+    "unet.attention_resolutions=8",
+    "training.batch_size=4",
+    "training.warmup_steps=2",
+    "log_every=2",
+    "checkpoint_every=3",
+    "sample_every=3",
+    "sample_count=4",
+    "sample_steps=4",
+    "progress=false",
+    "device=cpu",
+]
 
 
 def _images(folder: Path) -> Path:
@@ -30,8 +44,13 @@ def _images(folder: Path) -> Path:
 
 
 def _train(out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*EGG, "train-prior", f"hydra.run.dir={out}", *TINY, *overrides],
-                          capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [*EGG, "train-prior", f"hydra.run.dir={out}", *TINY, *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @pytest.mark.slow
@@ -43,7 +62,15 @@ def test_train_prior_runs_resumes_and_its_prior_loads(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 6
     assert summary["crop_slope"] < -1.0  # integrated noise images have a steep spectrum
-    for name in ("checkpoint.pt", "prior.pt", "metrics.csv", "crops.png", "samples_000003.png", "samples_000006.png", "config.yaml"):
+    for name in (
+        "checkpoint.pt",
+        "prior.pt",
+        "metrics.csv",
+        "crops.png",
+        "samples_000003.png",
+        "samples_000006.png",
+        "config.yaml",
+    ):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 3, 4, 6]

@@ -1,11 +1,12 @@
 """ADM UNet: guided-diffusion keys and shapes, numerics against the reference, flag errors."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
-
 from diffusion_fixtures import fixture_path, small_reference, small_state_dict
+
 from egg_cli.diffusion import ADM256_FLAGS, UNetConfig, UNetModel
 from egg_cli.diffusion.checkpoint import load_weights
 from egg_cli.errors import EggError
@@ -58,11 +59,27 @@ def test_checkpoint_that_does_not_fit_flags_lists_differences_in_one_line():
     assert "2 shape mismatches (file vs flags): out.2.weight (6, 32, 3, 3) vs (3, 32, 3, 3), out.2.bias (6,) vs (3,)" in message
 
 
-@pytest.mark.parametrize("variant", [dict(use_new_attention_order=True), dict(resblock_updown=False, use_scale_shift_norm=False),
-                                     dict(class_cond=True, num_classes=3)])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(use_new_attention_order=True),
+        dict(resblock_updown=False, use_scale_shift_norm=False),
+        dict(class_cond=True, num_classes=3),
+    ],
+)
 def test_unet_variants_run_and_keep_shape(variant):
-    cfg = UNetConfig.from_flags(dict(image_size=16, num_channels=32, channel_mult="1,2", attention_resolutions="8",
-                                     num_head_channels=16, in_channels=1, learn_sigma=True, **variant))
+    cfg = UNetConfig.from_flags(
+        dict(
+            image_size=16,
+            num_channels=32,
+            channel_mult="1,2",
+            attention_resolutions="8",
+            num_head_channels=16,
+            in_channels=1,
+            learn_sigma=True,
+            **variant,
+        )
+    )
     model = UNetModel(cfg)
     # make the zero-initialized output layers non-zero so the output depends on the whole network
     for p in model.parameters():

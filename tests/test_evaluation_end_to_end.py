@@ -1,4 +1,5 @@
 """A tiny end-to-end `egg evaluate`: simulated data, small checkpoints, two `egg synth` runs, three evaluators."""
+
 import csv
 import json
 import os
@@ -16,8 +17,13 @@ from egg_cli.simulation.population import PopulationConfig
 
 SIZE = 24
 MODEL_CFG = {
-    "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2, "input_kernel": 5,
-             "hidden_kernel": 3},
+    "core": {
+        "_target_": "egg_cli.models.cores.StackedConvCore",
+        "channels": 4,
+        "layers": 2,
+        "input_kernel": 5,
+        "hidden_kernel": 3,
+    },
     "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout", "gauss_type": "isotropic"},
     "output": {"_target_": "egg_cli.models.EluPlusOne"},
 }
@@ -25,8 +31,14 @@ MODEL_CFG = {
 
 def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def checkpoint(path: Path, dataset_neurons: np.ndarray, mean: float, std: float, seed: int) -> Path:
@@ -40,9 +52,19 @@ def checkpoint(path: Path, dataset_neurons: np.ndarray, mean: float, std: float,
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate_e2e")
-    sim = simulate(SimulationConfig(n_neurons=5, image_size=SIZE, n_train=60, n_validation=20, n_test=10, test_repeats=2,
-                                    neurons=PopulationConfig(cycles_per_image=(6, 4, 2))),
-                   seed=0, progress=False)
+    sim = simulate(
+        SimulationConfig(
+            n_neurons=5,
+            image_size=SIZE,
+            n_train=60,
+            n_validation=20,
+            n_test=10,
+            test_repeats=2,
+            neurons=PopulationConfig(cycles_per_image=(6, 4, 2)),
+        ),
+        seed=0,
+        progress=False,
+    )
     write_simulation(sim, root / "dataset.h5")
     gt = load_ground_truth(root / "dataset.h5")
     ids = np.asarray(gt.neuron_ids)
@@ -50,8 +72,19 @@ def workspace(tmp_path_factory):
     runs = {}
     for name, extra in (("ga", []), ("ga_fourier", ["method.fourier=true"])):
         out = root / "synth" / name
-        proc = egg("synth", f"model={ckpts[0]}", f"dataset_path={root / 'dataset.h5'}", "neurons=[0,2,4]", "seeds=[0,1]",
-                   "method.steps=8", "batch_size=6", "progress=false", *extra, f"hydra.run.dir={out}", cwd=root)
+        proc = egg(
+            "synth",
+            f"model={ckpts[0]}",
+            f"dataset_path={root / 'dataset.h5'}",
+            "neurons=[0,2,4]",
+            "seeds=[0,1]",
+            "method.steps=8",
+            "batch_size=6",
+            "progress=false",
+            *extra,
+            f"hydra.run.dir={out}",
+            cwd=root,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[name] = out
     return root, ckpts, runs
@@ -61,9 +94,15 @@ def workspace(tmp_path_factory):
 def test_egg_evaluate_end_to_end_scores_runs_in_held_out_models_and_the_ground_truth(workspace):
     root, ckpts, runs = workspace
     out = root / "eval"
-    proc = egg("evaluate", f"runs=[{{path:{runs['ga']},method:ga,generator:cnn}},{{path:{runs['ga_fourier']},method:fourier,generator:cnn}}]",
-               f"evaluators={{held_out:[{ckpts[1]},{ckpts[2]}],truth:ground_truth}}", f"dataset_path={root / 'dataset.h5'}",
-               "bootstrap=50", f"hydra.run.dir={out}", cwd=root)
+    proc = egg(
+        "evaluate",
+        f"runs=[{{path:{runs['ga']},method:ga,generator:cnn}},{{path:{runs['ga_fourier']},method:fourier,generator:cnn}}]",
+        f"evaluators={{held_out:[{ckpts[1]},{ckpts[2]}],truth:ground_truth}}",
+        f"dataset_path={root / 'dataset.h5'}",
+        "bootstrap=50",
+        f"hydra.run.dir={out}",
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished"
@@ -72,7 +111,11 @@ def test_egg_evaluate_end_to_end_scores_runs_in_held_out_models_and_the_ground_t
     with open(out / "table.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["evaluator"], r["method"], r["neurons"]) for r in table] == [
-        ("held_out", "ga", "3"), ("held_out", "fourier", "3"), ("truth", "ga", "3"), ("truth", "fourier", "3")]
+        ("held_out", "ga", "3"),
+        ("held_out", "fourier", "3"),
+        ("truth", "ga", "3"),
+        ("truth", "fourier", "3"),
+    ]
 
     # recompute the ground-truth column by hand: best-seed image, norm 0.25*24 in the truth's z-units,
     # divided by the best of the dataset's images at the same norm
@@ -112,8 +155,14 @@ def test_egg_evaluate_end_to_end_scores_runs_in_held_out_models_and_the_ground_t
 def test_egg_evaluate_with_an_evaluator_of_other_neurons_exits_2_naming_it(workspace):
     root, ckpts, runs = workspace
     other = checkpoint(root / "other.pt", np.array([100, 101]), 100.0, 50.0, seed=9)
-    proc = egg("evaluate", f"runs=[{runs['ga']}]", f"evaluators={{stranger:{other}}}",
-               f"dataset_path={root / 'dataset.h5'}", f"hydra.run.dir={root / 'bad'}", cwd=root)
+    proc = egg(
+        "evaluate",
+        f"runs=[{runs['ga']}]",
+        f"evaluators={{stranger:{other}}}",
+        f"dataset_path={root / 'dataset.h5'}",
+        f"hydra.run.dir={root / 'bad'}",
+        cwd=root,
+    )
     assert proc.returncode == 2
     assert "evaluator 'stranger' has no neuron with id" in proc.stderr
     assert not (root / "bad").exists()

@@ -1,14 +1,15 @@
 """Scoring at a fixed contrast and per-neuron normalization by the best natural image."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from synthesis_toys import LinearNonlinear, TinyCNN, gabor_neurons
 
 from egg_cli.errors import EggError
 from egg_cli.evaluation.generalization import Evaluator, SynthesisRun, evaluate_runs, select_per_neuron
 from egg_cli.evaluation.scoring import natural_ceiling, neuron_columns, score_raw_images, zscored_to_raw
-from synthesis_toys import LinearNonlinear, TinyCNN, gabor_neurons
 
 SIZE = 24
 RMS = 0.25
@@ -67,8 +68,16 @@ def test_mei_of_a_linear_neuron_normalizes_to_at_least_one_and_its_own_image_to_
     w = model.weight.detach()
     mei_z = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * NORM  # (4, 1, 24, 24), one MEI per neuron
     mei_raw = zscored_to_raw(mei_z.numpy(), model.pixel_mean, model.pixel_std)
-    run = SynthesisRun(path=Path("mei"), method="exact", generator="ln", images_raw=mei_raw, neuron_ids=model.neuron_ids.copy(),
-                       seeds=np.zeros(4, dtype=int), scores=np.ones(4), rms_contrast=RMS)
+    run = SynthesisRun(
+        path=Path("mei"),
+        method="exact",
+        generator="ln",
+        images_raw=mei_raw,
+        neuron_ids=model.neuron_ids.copy(),
+        seeds=np.zeros(4, dtype=int),
+        scores=np.ones(4),
+        rms_contrast=RMS,
+    )
     ev = Evaluator("self", model)
     natural = natural_raw(40, seed=4)
     result = evaluate_runs([run], [ev], natural)
@@ -86,8 +95,16 @@ def test_normalized_activation_is_response_over_that_evaluators_best_natural_res
     b = TinyCNN(n_neurons=6, size=SIZE, seed=2)
     rng = np.random.default_rng(5)
     images = rng.normal(120, 50, size=(4, 1, SIZE, SIZE)).astype(np.float32)
-    run = SynthesisRun(path=Path("r"), method="ga", generator="g", images_raw=images, neuron_ids=np.repeat(gen_ids, 2),
-                       seeds=np.tile([0, 1], 2), scores=np.array([1.0, 2.0, 5.0, 4.0]), rms_contrast=RMS)
+    run = SynthesisRun(
+        path=Path("r"),
+        method="ga",
+        generator="g",
+        images_raw=images,
+        neuron_ids=np.repeat(gen_ids, 2),
+        seeds=np.tile([0, 1], 2),
+        scores=np.array([1.0, 2.0, 5.0, 4.0]),
+        rms_contrast=RMS,
+    )
     natural = natural_raw(20, seed=6)
     result = evaluate_runs([run], [Evaluator("a", a), Evaluator("b", b)], natural)
     for model, name in ((a, "a"), (b, "b")):
@@ -107,8 +124,16 @@ def test_evaluators_are_matched_by_neuron_id_not_by_column():
         permuted.weight.copy_(model.weight[order])
     permuted.neuron_ids = model.neuron_ids[order]
     raw = natural_raw(6, seed=7)
-    run = SynthesisRun(path=Path("r"), method="ga", generator="g", images_raw=raw[:4], neuron_ids=model.neuron_ids.copy(),
-                       seeds=np.zeros(4, dtype=int), scores=np.zeros(4), rms_contrast=RMS)
+    run = SynthesisRun(
+        path=Path("r"),
+        method="ga",
+        generator="g",
+        images_raw=raw[:4],
+        neuron_ids=model.neuron_ids.copy(),
+        seeds=np.zeros(4, dtype=int),
+        scores=np.zeros(4),
+        rms_contrast=RMS,
+    )
     result = evaluate_runs([run], [Evaluator("orig", model), Evaluator("perm", permuted)], raw)
     np.testing.assert_allclose(result.values("g", "ga", "orig")[1], result.values("g", "ga", "perm")[1], rtol=1e-6)
 
@@ -136,8 +161,19 @@ def test_seed_selection_best_uses_the_generating_score_and_mean_averages_seeds()
 def test_runs_made_at_different_contrasts_need_an_explicit_contrast():
     model = gabor_neurons(2, SIZE)
     raw = natural_raw(2)
-    runs = [SynthesisRun(path=Path(f"r{c}"), method=f"m{c}", generator="g", images_raw=raw, neuron_ids=model.neuron_ids.copy(),
-                         seeds=np.zeros(2, dtype=int), scores=np.zeros(2), rms_contrast=c) for c in (0.25, 0.5)]
+    runs = [
+        SynthesisRun(
+            path=Path(f"r{c}"),
+            method=f"m{c}",
+            generator="g",
+            images_raw=raw,
+            neuron_ids=model.neuron_ids.copy(),
+            seeds=np.zeros(2, dtype=int),
+            scores=np.zeros(2),
+            rms_contrast=c,
+        )
+        for c in (0.25, 0.5)
+    ]
     with pytest.raises(EggError, match="different contrasts"):
         evaluate_runs(runs, [Evaluator("e", model)], raw)
     result = evaluate_runs(runs, [Evaluator("e", model)], raw, rms_contrast=0.25)
@@ -149,8 +185,15 @@ def test_a_non_positive_natural_ceiling_is_refused():
     with torch.no_grad():
         model.bias.fill_(-1e4)  # softplus underflows to exactly zero for every image
     raw = natural_raw(3)
-    run = SynthesisRun(path=Path("r"), method="ga", generator="g", images_raw=raw[:2], neuron_ids=model.neuron_ids.copy(),
-                       seeds=np.zeros(2, dtype=int), scores=np.zeros(2), rms_contrast=RMS)
+    run = SynthesisRun(
+        path=Path("r"),
+        method="ga",
+        generator="g",
+        images_raw=raw[:2],
+        neuron_ids=model.neuron_ids.copy(),
+        seeds=np.zeros(2, dtype=int),
+        scores=np.zeros(2),
+        rms_contrast=RMS,
+    )
     with pytest.raises(EggError, match="best natural-image response .* is not positive"):
         evaluate_runs([run], [Evaluator("dead", model)], raw)
-

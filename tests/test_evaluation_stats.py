@@ -1,4 +1,5 @@
 """Robust slope through the origin, bootstrap interval, Wilcoxon and Holm."""
+
 import numpy as np
 import pytest
 from scipy import stats

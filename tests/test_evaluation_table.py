@@ -1,18 +1,25 @@
 """Layout of the generator x evaluator x method table, comparisons, compute and the written files."""
+
 import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from synthesis_toys import TinyCNN
 
 from egg_cli.errors import EggError
 from egg_cli.evaluation.generalization import (
-    Evaluator, SynthesisRun, activation_table, compute_table, default_pairs, evaluate_runs, method_comparisons,
+    Evaluator,
+    SynthesisRun,
+    activation_table,
+    compute_table,
+    default_pairs,
+    evaluate_runs,
+    method_comparisons,
 )
 from egg_cli.evaluation.pipeline import EvaluationSettings, evaluate
 from egg_cli.evaluation.tables import markdown_table, wide_activation_rows
-from synthesis_toys import TinyCNN
 
 SIZE = 16
 METHODS = {"ga": 2.0, "egg": 0.5, "cmaes": 4.0}  # seconds per image
@@ -24,11 +31,20 @@ def make_runs(neurons=(0, 1, 2, 3)) -> list[SynthesisRun]:
     for generator in ("cnn", "resnet"):
         for method, seconds in METHODS.items():
             n = len(neurons) * 2
-            runs.append(SynthesisRun(
-                path=Path(f"{generator}_{method}"), method=method, generator=generator,
-                images_raw=rng.normal(120, 60, size=(n, 1, SIZE, SIZE)).astype(np.float32),
-                neuron_ids=np.repeat(np.asarray(neurons), 2), seeds=np.tile([0, 1], len(neurons)),
-                scores=rng.normal(size=n), rms_contrast=0.25, seconds_per_image=seconds, steps=10))
+            runs.append(
+                SynthesisRun(
+                    path=Path(f"{generator}_{method}"),
+                    method=method,
+                    generator=generator,
+                    images_raw=rng.normal(120, 60, size=(n, 1, SIZE, SIZE)).astype(np.float32),
+                    neuron_ids=np.repeat(np.asarray(neurons), 2),
+                    seeds=np.tile([0, 1], len(neurons)),
+                    scores=rng.normal(size=n),
+                    rms_contrast=0.25,
+                    seconds_per_image=seconds,
+                    steps=10,
+                )
+            )
     return runs
 
 
@@ -48,7 +64,11 @@ def test_table_has_one_row_per_generator_evaluator_and_method(evaluators, natura
     assert len(rows) == 2 * 2 * 3
     assert list(rows[0]) == ["generator", "evaluator", "method", "neurons", "mean", "sem", "median", "fraction_above_natural"]
     assert [(r["generator"], r["evaluator"], r["method"]) for r in rows[:4]] == [
-        ("cnn", "held_out", "ga"), ("cnn", "held_out", "egg"), ("cnn", "held_out", "cmaes"), ("cnn", "other_arch", "ga")]
+        ("cnn", "held_out", "ga"),
+        ("cnn", "held_out", "egg"),
+        ("cnn", "held_out", "cmaes"),
+        ("cnn", "other_arch", "ga"),
+    ]
     for r in rows:
         _, values = evaluation.values(r["generator"], r["method"], r["evaluator"])
         assert r["neurons"] == 4
@@ -107,9 +127,21 @@ def test_two_runs_with_the_same_labels_and_images_are_refused(evaluators, natura
 
 def test_evaluate_writes_tables_figures_and_a_finished_summary(tmp_path, evaluators, natural):
     summary = evaluate(make_runs(), evaluators, natural, tmp_path, EvaluationSettings(bootstrap=50))
-    for name in ("table.csv", "table.md", "comparisons.csv", "compute.csv", "activations.csv", "per_neuron.csv",
-                 "best_natural.csv", "heatmap.png", "scatter_ga_vs_egg.png", "scatter_ga_vs_cmaes.png",
-                 "images_cnn.png", "images_resnet.png", "summary.json"):
+    for name in (
+        "table.csv",
+        "table.md",
+        "comparisons.csv",
+        "compute.csv",
+        "activations.csv",
+        "per_neuron.csv",
+        "best_natural.csv",
+        "heatmap.png",
+        "scatter_ga_vs_egg.png",
+        "scatter_ga_vs_cmaes.png",
+        "images_cnn.png",
+        "images_resnet.png",
+        "summary.json",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name
     with open(tmp_path / "table.csv") as f:
         table = list(csv.DictReader(f))
@@ -124,12 +156,15 @@ def test_evaluate_writes_tables_figures_and_a_finished_summary(tmp_path, evaluat
     assert summary["seconds_per_image"]["resnet | egg"] == 0.5
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"seeds": "max"}, "seeds='max' unknown"),
-    ({"neurons": "some"}, "neurons='some' unknown"),
-    ({"natural_tier": "holdout"}, "natural.tier='holdout' unknown"),
-    ({"rms_contrast": 0.0}, "contrast.rms=0.0 must be positive"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seeds": "max"}, "seeds='max' unknown"),
+        ({"neurons": "some"}, "neurons='some' unknown"),
+        ({"natural_tier": "holdout"}, "natural.tier='holdout' unknown"),
+        ({"rms_contrast": 0.0}, "contrast.rms=0.0 must be positive"),
+    ],
+)
 def test_bad_settings_are_refused_before_anything_is_loaded(change, message):
     with pytest.raises(EggError, match=message):
         EvaluationSettings(**change).check()

@@ -1,4 +1,5 @@
 """Checkpoints, load_model and ensembles: identical reloads, one-line incompatibility errors, averaging."""
+
 import numpy as np
 import pytest
 import torch

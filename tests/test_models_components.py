@@ -1,4 +1,5 @@
 """Cores, readouts and the output nonlinearity: shapes, conventions and penalties with real numbers."""
+
 import logging
 
 import numpy as np
@@ -122,9 +123,11 @@ def test_elu_plus_one_inverse_gives_back_the_rate():
 
 
 def test_built_model_bias_starts_at_the_mean_response_through_the_inverse_nonlinearity():
-    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2},
-           "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
-           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    cfg = {
+        "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2},
+        "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
+        "output": {"_target_": "egg_cli.models.EluPlusOne"},
+    }
     mean = np.array([0.5, 2.0, 4.0])
     model = build_model(cfg, (1, 24, 24), ["a", "b", "c"], 100.0, 50.0, mean)
     assert torch.allclose(model.output(model.readout.bias), torch.tensor(mean, dtype=torch.float32), atol=1e-6)
@@ -136,9 +139,11 @@ def test_built_model_bias_starts_at_the_mean_response_through_the_inverse_nonlin
 
 @pytest.mark.parametrize("readout", ["AttentionReadout", "GaussianReadout"])
 def test_input_gradient_of_one_image_equals_its_row_in_a_batch_and_finite_differences(readout):
-    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 8, "layers": 3},
-           "readout": {"_target_": f"egg_cli.models.readouts.{readout}"},
-           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    cfg = {
+        "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 8, "layers": 3},
+        "readout": {"_target_": f"egg_cli.models.readouts.{readout}"},
+        "output": {"_target_": "egg_cli.models.EluPlusOne"},
+    }
     torch.manual_seed(0)
     model = build_model(cfg, (1, 32, 32), ["a", "b"], 0.0, 1.0, np.array([1.0, 2.0])).eval()
     images = torch.randn(3, 1, 32, 32)
@@ -156,9 +161,11 @@ def test_input_gradient_of_one_image_equals_its_row_in_a_batch_and_finite_differ
 
 
 def test_build_model_names_the_config_key_that_does_not_build():
-    cfg = {"core": {"_target_": "egg_cli.models.cores.StackedConvCore", "chanels": 4},
-           "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
-           "output": {"_target_": "egg_cli.models.EluPlusOne"}}
+    cfg = {
+        "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "chanels": 4},
+        "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout"},
+        "output": {"_target_": "egg_cli.models.EluPlusOne"},
+    }
     with pytest.raises(EggError, match=r"model.core could not be built .*chanels"):
         build_model(cfg, (1, 24, 24), [0], 0.0, 1.0)
     cfg["core"] = {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 1}

@@ -1,4 +1,5 @@
 """End to end through the console script: rsm synth, rsm simulate -> rsm map / rsm residual (tiny sizes)."""
+
 import json
 import subprocess
 import sys
@@ -13,8 +14,14 @@ LAYERS = "[inception3a,inception4c,inception5b]"
 
 
 def egg(*args, cwd=None):
-    proc = subprocess.run([*EGG, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [*EGG, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -22,8 +29,17 @@ def egg(*args, cwd=None):
 @pytest.mark.slow
 def test_rsm_synth_writes_images_rsms_and_before_after_correlations(tmp_path):
     out = tmp_path / "synth"
-    egg("rsm", "synth", "n_images=6", "image_size=32", "steps=6", "eval_every=2", f"model.layers={LAYERS}",
-        "progress=false", f"hydra.run.dir={out}")
+    egg(
+        "rsm",
+        "synth",
+        "n_images=6",
+        "image_size=32",
+        "steps=6",
+        "eval_every=2",
+        f"model.layers={LAYERS}",
+        "progress=false",
+        f"hydra.run.dir={out}",
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished"
     assert summary["natural"]["mean_squared"] > 0.5  # natural images: correlated layer RSMs
@@ -40,22 +56,39 @@ def test_rsm_synth_writes_images_rsms_and_before_after_correlations(tmp_path):
 @pytest.mark.slow
 def test_rsm_simulate_then_map_and_residual(tmp_path):
     sim = tmp_path / "sim"
-    egg("rsm", "simulate", "n_images=10", "image_size=32", f"model.layers={LAYERS}", "volume.shape=[20,22,20]",
-        "volume.region_radius_mm=9", "volume.noise_std=0.5", f"hydra.run.dir={sim}")
+    egg(
+        "rsm",
+        "simulate",
+        "n_images=10",
+        "image_size=32",
+        f"model.layers={LAYERS}",
+        "volume.shape=[20,22,20]",
+        "volume.region_radius_mm=9",
+        "volume.noise_std=0.5",
+        f"hydra.run.dir={sim}",
+    )
     bold, truth = nib.load(sim / "bold.nii.gz"), nib.load(sim / "truth.nii.gz")
     assert bold.shape == (20, 22, 20, 40)  # 10 images x 4 runs
     np.testing.assert_allclose(bold.affine, truth.affine)
     assert bold.affine[0, 0] == 3.0 and np.allclose(bold.affine[:3, 3], -3.0 * (np.array([20, 22, 20]) - 1) / 2)
     assert set(np.unique(np.asarray(truth.dataobj))) == {0, 1, 2, 3}
-    common = [f"data={sim / 'bold.nii.gz'}", f"mask={sim / 'mask.nii.gz'}", f"events={sim / 'events.csv'}",
-              f"rdms={sim / 'layer_rdms.h5'}", f"truth={sim / 'truth.nii.gz'}", "n_permutations=50", "radius=7"]
+    common = [
+        f"data={sim / 'bold.nii.gz'}",
+        f"mask={sim / 'mask.nii.gz'}",
+        f"events={sim / 'events.csv'}",
+        f"rdms={sim / 'layer_rdms.h5'}",
+        f"truth={sim / 'truth.nii.gz'}",
+        "n_permutations=50",
+        "radius=7",
+    ]
     for command in ("map", "residual"):
         out = tmp_path / command
         if command == "map":
             egg("rsm", command, *common, f"hydra.run.dir={out}")
         else:  # the same pipeline in-process (saves a second interpreter start)
-            from egg_cli.rsa.pipeline import run_mapping
             import torch
+
+            from egg_cli.rsa.pipeline import run_mapping
 
             cfg = {k: v for k, v in (a.split("=", 1) for a in common)}
             cfg.update(n_permutations=50, radius=7.0, seed=0)

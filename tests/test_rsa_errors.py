@@ -1,4 +1,5 @@
 """Bad NIfTI input: different grids, affine mismatch, too few conditions, NaN voxels, mismatched models."""
+
 import logging
 import subprocess
 import sys
@@ -116,9 +117,22 @@ def test_cli_reports_grid_mismatch_in_one_line_with_exit_code_2(volumes, tmp_pat
     rdms = LayerRdms(["a", "b"], np.stack([1 - np.eye(5)] * 2) * np.random.default_rng(0).random((2, 1, 1)) + 0.1, {})
     write_layer_rdms(tmp / "rdms.h5", rdms)
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
-                           "rsm", "map", f"data={bold}", f"mask={other}", f"rdms={tmp / 'rdms.h5'}",
-                           f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
+            "rsm",
+            "map",
+            f"data={bold}",
+            f"mask={other}",
+            f"rdms={tmp / 'rdms.h5'}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.startswith("egg: error:")]
     assert len(lines) == 1 and "same voxel grid" in lines[0]

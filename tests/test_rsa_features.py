@@ -1,4 +1,5 @@
 """Layer features, RSMs, parametrizations and RSM-decorrelating synthesis (small images, CPU)."""
+
 import logging
 
 import numpy as np
@@ -98,8 +99,7 @@ def test_synthesis_decorrelates_layer_rsms_and_is_reproducible(model):
 
     def run():
         p = make_parametrization("fourier", 8, 32, seed=0)
-        return synthesize(model, p, objective, steps=25, lr=0.1, jitter=Jitter(1, 0.02, 2), eval_every=5,
-                          seed=0, progress=False)
+        return synthesize(model, p, objective, steps=25, lr=0.1, jitter=Jitter(1, 0.02, 2), eval_every=5, seed=0, progress=False)
 
     result = run()
     first, best = result.trace[0], min(row["loss"] for row in result.trace)

@@ -1,4 +1,5 @@
 """Layer maps on small simulated fMRI: planted-layer recovery, permutation test, residual method, chunking."""
+
 import numpy as np
 import pytest
 
@@ -25,11 +26,20 @@ def _model_vectors(features):
 
 
 def _simulate(features, noise=1.0, seed=0):
-    cfg = FmriSimulationConfig(shape=(20, 22, 20), voxel_size=3.0, region_radius_mm=9.0, n_runs=4,
-                               signal_std=1.0, noise_std=noise, noise_fwhm_mm=6.0, seed=seed)
+    cfg = FmriSimulationConfig(
+        shape=(20, 22, 20),
+        voxel_size=3.0,
+        region_radius_mm=9.0,
+        n_runs=4,
+        signal_std=1.0,
+        noise_std=noise,
+        noise_fwhm_mm=6.0,
+        seed=seed,
+    )
     sim = simulate_fmri(features, LAYERS, cfg)
-    patterns = BrainPatterns(data=sim.bold[sim.mask].T.astype(np.float64), conditions=sim.conditions, runs=sim.runs,
-                             mask=sim.mask, affine=sim.affine)
+    patterns = BrainPatterns(
+        data=sim.bold[sim.mask].T.astype(np.float64), conditions=sim.conditions, runs=sim.runs, mask=sim.mask, affine=sim.affine
+    )
     return sim, patterns
 
 
@@ -37,8 +47,16 @@ def _maps(features, comparison="spearman", residual=False, n_perm=100, chunk=500
     sim, patterns = _simulate(features, noise)
     sl = volume_searchlights(sim.mask, 6.5, sim.affine, threshold=0.5, min_voxels=5)
     calc = RdmCalculator(patterns, sl, distance)
-    maps = map_layers(calc, _model_vectors(features), LAYERS, Comparison(comparison, residual), n_permutations=n_perm,
-                      seed=0, chunk_size=chunk, progress=False)
+    maps = map_layers(
+        calc,
+        _model_vectors(features),
+        LAYERS,
+        Comparison(comparison, residual),
+        n_permutations=n_perm,
+        seed=0,
+        chunk_size=chunk,
+        progress=False,
+    )
     truth_at_centres = sim.truth[sim.mask][sl.centers]
     return sim, maps, truth_at_centres
 
@@ -62,8 +80,15 @@ def test_noise_only_data_are_not_significant():
     sim, patterns = _simulate(features)
     patterns.data = np.random.default_rng(5).standard_normal(patterns.data.shape)
     sl = volume_searchlights(sim.mask, 6.5, sim.affine, threshold=0.5, min_voxels=5)
-    maps = map_layers(RdmCalculator(patterns, sl), _model_vectors(features), LAYERS, Comparison("spearman"),
-                      n_permutations=100, seed=1, progress=False)
+    maps = map_layers(
+        RdmCalculator(patterns, sl),
+        _model_vectors(features),
+        LAYERS,
+        Comparison("spearman"),
+        n_permutations=100,
+        seed=1,
+        progress=False,
+    )
     assert maps.significant(0.05).sum() <= 0.01 * maps.significant(0.05).size
     assert np.nanmin(maps.p_fwer) > 0.01
     assert np.nanmedian(maps.p_uncorrected) > 0.2
@@ -93,7 +118,9 @@ def test_residual_method_separates_correlated_layers():
     assert other_resid < 0.5 * other_plain
     assert all(r["recovered"] for r in resid_rows)
     sig_plain, sig_resid = plain.significant(), resid.significant()
-    assert overlap_statistics(sig_resid, LAYERS)["mean_pairwise_dice"] < overlap_statistics(sig_plain, LAYERS)["mean_pairwise_dice"]
+    assert (
+        overlap_statistics(sig_resid, LAYERS)["mean_pairwise_dice"] < overlap_statistics(sig_plain, LAYERS)["mean_pairwise_dice"]
+    )
 
 
 def test_overlap_statistics_counts():

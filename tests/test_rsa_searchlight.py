@@ -1,4 +1,5 @@
 """Searchlight neighbourhoods, RDMs and comparisons against rsatoolbox 0.3.2 on the same data."""
+
 import numpy as np
 import pytest
 
@@ -26,8 +27,9 @@ def _patterns(mask, n_conditions=7, n_runs=3, seed=1):
 
 
 def _rsatoolbox_rdms(patterns, radius, threshold, truncate, method):
-    centers, neighbors = rsa_sl.get_volume_searchlight(patterns.mask, radius=radius, threshold=threshold,
-                                                       truncate_at_boundary=truncate)
+    centers, neighbors = rsa_sl.get_volume_searchlight(
+        patterns.mask, radius=radius, threshold=threshold, truncate_at_boundary=truncate
+    )
     full = np.zeros((len(patterns.conditions), patterns.mask.size))
     full[:, np.flatnonzero(patterns.mask.ravel())] = patterns.data
     if method == "crossnobis" and truncate:
@@ -36,8 +38,12 @@ def _rsatoolbox_rdms(patterns, radius, threshold, truncate, method):
         from rsatoolbox.data import Dataset
         from rsatoolbox.rdm import calc_rdm
 
-        rdms = [calc_rdm(Dataset(full[:, nb], obs_descriptors={"events": patterns.conditions}),
-                         method=method, descriptor="events").dissimilarities[0] for nb in neighbors]
+        rdms = [
+            calc_rdm(
+                Dataset(full[:, nb], obs_descriptors={"events": patterns.conditions}), method=method, descriptor="events"
+            ).dissimilarities[0]
+            for nb in neighbors
+        ]
         return centers, np.array(rdms)
     rdms = rsa_sl.get_searchlight_RDMs(full, centers, neighbors, patterns.conditions, method=method, verbose=False)
     return centers, rdms.dissimilarities

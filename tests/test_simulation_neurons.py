@@ -1,4 +1,5 @@
 """Ground-truth V4-like neurons: rebuilt from the file, differentiable, tuned, reliable, deterministic."""
+
 from __future__ import annotations
 
 import h5py
@@ -14,7 +15,9 @@ from egg_cli.simulation.neurons import ENERGY, channel_index
 from egg_cli.simulation.population import PopulationConfig, draw_population
 from egg_cli.simulation.tuning import grating_tuning
 
-SMALL = dict(n_neurons=12, image_size=32, n_train=400, n_validation=20, n_test=30, test_repeats=6, neurons={"cycles_per_image": [8, 4]})
+SMALL = dict(
+    n_neurons=12, image_size=32, n_train=400, n_validation=20, n_test=30, test_repeats=6, neurons={"cycles_per_image": [8, 4]}
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +137,9 @@ def test_user_image_folder_is_used(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         imsave(folder / f"p{i}.png", (rng.random((80, 90)) * 255).astype(np.uint8), check_contrast=False)
-    cfg = SimulationConfig.from_dict(dict(SMALL, n_neurons=3, n_train=40, n_validation=4, n_test=4, test_repeats=2, image_source=str(folder)))
+    cfg = SimulationConfig.from_dict(
+        dict(SMALL, n_neurons=3, n_train=40, n_validation=4, n_test=4, test_repeats=2, image_source=str(folder))
+    )
     sim = simulate(cfg, seed=0, progress=False)
     assert sim.images.shape == (48, 1, 32, 32)
     # white-noise photographs stay noise-like after cropping: nearly uncorrelated neighbouring pixels

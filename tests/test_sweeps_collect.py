@@ -1,4 +1,5 @@
 """`egg collect` on hand-made sweep folders: planned vs found jobs, statuses, metrics, tables."""
+
 import csv
 import json
 import socket
@@ -18,8 +19,12 @@ SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 def write_multirun(sweep, task, params=None, sweeper=SWEEPER):
     sweep.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create({"hydra": {"sweeper": {"_target_": sweeper, "max_batch_size": None, "params": params},
-                                               "overrides": {"task": task}}}), sweep / "multirun.yaml")
+    OmegaConf.save(
+        OmegaConf.create(
+            {"hydra": {"sweeper": {"_target_": sweeper, "max_batch_size": None, "params": params}, "overrides": {"task": task}}}
+        ),
+        sweep / "multirun.yaml",
+    )
 
 
 def write_job(folder, overrides, record=None, summary=None):
@@ -42,8 +47,12 @@ def sweep(tmp_path):
     sweep = tmp_path / "sweep"
     write_multirun(sweep, ["a=1,2", "b=x,y", "c=5"])
     here = socket.gethostname()
-    write_job(sweep / "0", ["a=1", "b=x", "c=5"], {"job": 0, "status": "finished", "duration_s": 2.5, "device": "cpu"},
-              {"score": 0.5, "nested": {"r": 0.25, "flag": True, "curve": [1, 2]}, "name": "x", "status": "finished"})
+    write_job(
+        sweep / "0",
+        ["a=1", "b=x", "c=5"],
+        {"job": 0, "status": "finished", "duration_s": 2.5, "device": "cpu"},
+        {"score": 0.5, "nested": {"r": 0.25, "flag": True, "curve": [1, 2]}, "name": "x", "status": "finished"},
+    )
     write_job(sweep / "1", ["a=1", "b=y", "c=5"], {"job": 1, "status": "failed", "error": "b=y is not allowed"})
     write_job(sweep / "2", ["a=2", "b=x", "c=5"], {"job": 2, "status": "running", "host": here, "pid": dead_pid()})
     # job 3 (a=2 b=y) never started; a folder from an earlier sweep in the same place runs on another node
@@ -63,8 +72,7 @@ def test_planned_jobs_expand_the_sweep_like_hydras_basic_sweeper(tmp_path):
 
 def test_collect_reports_finished_failed_dead_running_and_missing_jobs(sweep):
     results = collect_sweep(sweep)
-    assert [(r.num, r.status) for r in results] == [(0, "finished"), (1, "failed"), (2, "failed"), (3, "missing"),
-                                                     (7, "running")]
+    assert [(r.num, r.status) for r in results] == [(0, "finished"), (1, "failed"), (2, "failed"), (3, "missing"), (7, "running")]
     assert results[0].metrics == {"score": 0.5, "nested.r": 0.25}  # numbers only: no bool, list or string
     assert results[1].error == "b=y is not allowed"
     assert "ended without recording a result" in results[2].error  # its process is gone on this host
@@ -87,8 +95,12 @@ def test_tables_hold_every_job_with_overrides_status_metrics_and_errors(sweep, t
     with open(csv_path, newline="") as f:
         table = list(csv.DictReader(f))
     assert [(r["job"], r["a"], r["b"], r["status"]) for r in table] == [
-        ("0", "1", "x", "finished"), ("1", "1", "y", "failed"), ("2", "2", "x", "failed"), ("3", "2", "y", "missing"),
-        ("7", "3", "x", "running")]
+        ("0", "1", "x", "finished"),
+        ("1", "1", "y", "failed"),
+        ("2", "2", "x", "failed"),
+        ("3", "2", "y", "missing"),
+        ("7", "3", "x", "running"),
+    ]
     text = md_path.read_text()
     assert text == markdown(results, sweep)
     assert "5 jobs: 1 finished, 2 failed, 1 running, 1 missing" in text

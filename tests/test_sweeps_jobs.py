@@ -1,4 +1,5 @@
 """Sweep job bookkeeping: job.json states, skip of finished jobs, failure records, thread and device setup."""
+
 import json
 import os
 
@@ -88,7 +89,10 @@ def test_fail_records_the_error_line_and_traceback_and_returns_one_hydra_message
     text = (job.out / ERROR_FILE).read_text()
     assert text.startswith("Traceback") and "second line" in text
     assert isinstance(failure, CompactHydraException)  # Hydra prints it without a traceback
-    assert str(failure) == f"job 3 failed: ValueError: boom; the other jobs ran (every job's status: egg collect {tmp_path / 'sweep'})"
+    assert (
+        str(failure)
+        == f"job 3 failed: ValueError: boom; the other jobs ran (every job's status: egg collect {tmp_path / 'sweep'})"
+    )
 
 
 def test_a_bad_input_failure_keeps_its_message_and_a_rerun_clears_the_old_error(tmp_path):

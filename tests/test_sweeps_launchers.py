@@ -1,4 +1,5 @@
 """The launcher presets compose on top of hydra-submitit-launcher's configs and reach sbatch."""
+
 import os
 
 import pytest
@@ -22,7 +23,12 @@ def test_slurm_preset_exposes_partition_gpus_cpus_memory_time_over_the_plugin_sc
     launcher = launcher_config("hydra/launcher=submitit_slurm").hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min) == (
-        None, 1, 8, 32, 240)
+        None,
+        1,
+        8,
+        32,
+        240,
+    )
     assert launcher.signal_delay_s == 120 and launcher.max_num_timeout == 0  # from the plugin's SlurmQueueConf
     with pytest.raises(ConfigCompositionException):  # typed by the plugin's schema
         launcher_config("hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=lots")
@@ -47,13 +53,19 @@ def test_slurm_preset_values_arrive_in_the_sbatch_script(tmp_path, monkeypatch):
         return []
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
-    cfg = launcher_config("hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
-                          "hydra.launcher.cpus_per_task=12", "hydra.launcher.mem_gb=64", "hydra.launcher.timeout_min=90",
-                          sweep_dir=str(tmp_path / "sweep"))
+    cfg = launcher_config(
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=2",
+        "hydra.launcher.cpus_per_task=12",
+        "hydra.launcher.mem_gb=64",
+        "hydra.launcher.timeout_min=90",
+        sweep_dir=str(tmp_path / "sweep"),
+    )
     launcher = instantiate(cfg.hydra.launcher)
     launcher.config = cfg
     assert launcher.launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0) == []
-    (script, n_jobs), = scripts
+    ((script, n_jobs),) = scripts
     assert n_jobs == 3
     for line in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=12", "--mem=64GB", "--time=90"):
         assert f"#SBATCH {line}\n" in script

@@ -4,6 +4,7 @@ Three tiny `egg simulate` jobs, one of them given an invalid value: the other tw
 `egg collect` lists their metrics and the failure, and the second launch of the same sweep
 skips the finished jobs and runs only the failed one again.
 """
+
 import csv
 import json
 import os
@@ -13,9 +14,18 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["dataset.n_neurons=3", "dataset.image_size=32", "dataset.n_train=30", "dataset.n_validation=8",
-        "dataset.n_test=4", "dataset.test_repeats=2", "report.example_neurons=2", "progress=false",
-        "dataset.neurons.orientations=4", "dataset.neurons.cycles_per_image=[4]"]
+TINY = [
+    "dataset.n_neurons=3",
+    "dataset.image_size=32",
+    "dataset.n_train=30",
+    "dataset.n_validation=8",
+    "dataset.n_test=4",
+    "dataset.test_repeats=2",
+    "report.example_neurons=2",
+    "progress=false",
+    "dataset.neurons.orientations=4",
+    "dataset.neurons.cycles_per_image=[4]",
+]
 # job 0: overdispersion 0.0, job 1: -1 (invalid: EggError inside the job), job 2: 0.2
 SWEEP = ["dataset.overdispersion=0.0,-1,0.2"]
 
@@ -24,13 +34,28 @@ def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # no OMP_NUM_THREADS: the job's torch thread count must come from hydra.launcher.cpus_per_task
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def launch(sweep: Path) -> subprocess.CompletedProcess:
-    return egg("simulate", "-m", *TINY, *SWEEP, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1",
-               "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}", cwd=sweep.parent)
+    return egg(
+        "simulate",
+        "-m",
+        *TINY,
+        *SWEEP,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.sweep.dir={sweep}",
+        cwd=sweep.parent,
+    )
 
 
 def job_json(sweep: Path, num: int) -> dict:
@@ -66,7 +91,10 @@ def test_submitit_local_sweep_isolates_the_failed_job_collects_all_and_skips_fin
     with open(sweep / "jobs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["job"], r["dataset.overdispersion"], r["status"]) for r in rows] == [
-        ("0", "0.0", "finished"), ("1", "-1", "failed"), ("2", "0.2", "finished")]
+        ("0", "0.0", "finished"),
+        ("1", "-1", "failed"),
+        ("2", "0.2", "finished"),
+    ]
     for row in (rows[0], rows[2]):
         summary = json.loads((sweep / row["folder"] / "summary.json").read_text())
         assert float(row["median_oracle_correlation"]) == pytest.approx(summary["median_oracle_correlation"])

@@ -1,4 +1,5 @@
 """Adapter from generator space to model input, contrast, and the gradient blur."""
+
 import math
 
 import numpy as np

@@ -1,13 +1,14 @@
 """Batch planning from measured memory, and the result file round trip."""
+
 import numpy as np
 import pytest
 import torch
+from synthesis_toys import TinyCNN
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis import GradientAscent, NeuronObjective, read_synthesis, synthesize, write_synthesis
 from egg_cli.synthesis.batching import bytes_per_element, choose_batch_size, plan_chunks, resolve_batch_size
 from egg_cli.synthesis.runner import build_adapter
-from synthesis_toys import TinyCNN
 
 CPU = torch.device("cpu")
 
@@ -63,8 +64,9 @@ def test_auto_batch_size_gives_the_results_of_one_image_per_batch(tmp_path):
 
 def test_result_file_round_trip_keeps_arrays_and_metadata(tmp_path):
     model = TinyCNN(n_neurons=5, size=12)
-    result = synthesize(GradientAscent(steps=3), NeuronObjective(model, [4, 1]), seeds=[3, 8], device=CPU, batch_size=4,
-                        progress=False)
+    result = synthesize(
+        GradientAscent(steps=3), NeuronObjective(model, [4, 1]), seeds=[3, 8], device=CPU, batch_size=4, progress=False
+    )
     result.scores["heldout_0"] = result.scores["generating"] * 0.5
     result.score_sources = {"generating": "a.pt", "heldout_0": "['b.pt', 'c.pt']"}
     result.attrs = {"model": ["a.pt"], "config": "seed: 0\n"}

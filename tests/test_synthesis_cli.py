@@ -1,4 +1,5 @@
 """End-to-end `egg synth` on tiny checkpoints and a tiny dataset (subprocess, like a user)."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,15 @@ EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()"]
 SIZE = 16
 N_NEURONS = 5
 MODEL_CFG = {
-    "core": {"_target_": "egg_cli.models.cores.StackedConvCore", "channels": 4, "layers": 2, "input_kernel": 5,
-             "hidden_kernel": 3, "depth_separable": True, "gamma_input": 0.0},
+    "core": {
+        "_target_": "egg_cli.models.cores.StackedConvCore",
+        "channels": 4,
+        "layers": 2,
+        "input_kernel": 5,
+        "hidden_kernel": 3,
+        "depth_separable": True,
+        "gamma_input": 0.0,
+    },
     "readout": {"_target_": "egg_cli.models.readouts.GaussianReadout", "gauss_type": "isotropic"},
     "output": {"_target_": "egg_cli.models.EluPlusOne"},
 }
@@ -40,8 +48,14 @@ def _dataset(path: Path) -> Path:
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, size=(30, 1, SIZE, SIZE)).astype(np.float32)
     tiers = np.array(["train"] * 20 + ["validation"] * 5 + ["test"] * 5)
-    write_dataset(path, images, rng.poisson(2.0, size=(30, N_NEURONS)).astype(np.float32), np.arange(30), tiers,
-                  np.arange(10, 10 + N_NEURONS))
+    write_dataset(
+        path,
+        images,
+        rng.poisson(2.0, size=(30, N_NEURONS)).astype(np.float32),
+        np.arange(30),
+        tiers,
+        np.arange(10, 10 + N_NEURONS),
+    )
     return path
 
 
@@ -49,22 +63,39 @@ def _dataset(path: Path) -> Path:
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     return {
-        "a": _checkpoint(root / "a.pt", 0), "b": _checkpoint(root / "b.pt", 1), "c": _checkpoint(root / "c.pt", 2),
-        "nan": _checkpoint(root / "nan.pt", 0, nan=True), "data": _dataset(root / "dataset.h5"), "root": root,
+        "a": _checkpoint(root / "a.pt", 0),
+        "b": _checkpoint(root / "b.pt", 1),
+        "c": _checkpoint(root / "c.pt", 2),
+        "nan": _checkpoint(root / "nan.pt", 0, nan=True),
+        "data": _dataset(root / "dataset.h5"),
+        "root": root,
     }
 
 
 def _synth(out: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*EGG, "synth", f"hydra.run.dir={out}", "progress=false", *overrides],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [*EGG, "synth", f"hydra.run.dir={out}", "progress=false", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
 def test_egg_synth_ga_writes_images_scores_timing_grid_csv_and_summary(assets, tmp_path):
     out = tmp_path / "run"
-    proc = _synth(out, f"model=[{assets['a']},{assets['b']}]", "neurons=top_2", "seeds=[0,1]", "method.steps=40",
-                  f"heldout=[{assets['c']}]", f"dataset_path={assets['data']}", "natural.top_k=2")
+    proc = _synth(
+        out,
+        f"model=[{assets['a']},{assets['b']}]",
+        "neurons=top_2",
+        "seeds=[0,1]",
+        "method.steps=40",
+        f"heldout=[{assets['c']}]",
+        f"dataset_path={assets['data']}",
+        "natural.top_k=2",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("config.yaml", "synthesis.h5", "synthesis.csv", "grid_ga.png", "summary.json"):
         assert (out / name).is_file(), name
@@ -107,8 +138,14 @@ def test_egg_synth_nan_scores_exit_2_naming_the_neuron(assets, tmp_path):
 
 @pytest.mark.slow
 def test_egg_synth_meni_with_gradient_ascent_is_refused(assets, tmp_path):
-    proc = _synth(tmp_path / "run", f"model={assets['a']}", "objective=meni", "neurons=[0]", "method.steps=2",
-                  f"dataset_path={assets['data']}")
+    proc = _synth(
+        tmp_path / "run",
+        f"model={assets['a']}",
+        "objective=meni",
+        "neurons=[0]",
+        "method.steps=2",
+        f"dataset_path={assets['data']}",
+    )
     assert proc.returncode == 2
     assert "egg: error: objective=meni needs method in ['egg'], got method=ga" in proc.stderr
 
@@ -116,9 +153,21 @@ def test_egg_synth_meni_with_gradient_ascent_is_refused(assets, tmp_path):
 @pytest.mark.slow
 def test_egg_synth_egg_meni_keeps_the_sample_and_top_natural_images(assets, tmp_path):
     out = tmp_path / "run"
-    proc = _synth(out, f"model={assets['a']}", "method=egg", "objective=meni", "prior=spectral",
-                  "prior.image_size=16", "prior.fit_crops=200", "method.steps=5", "neurons=[0,4]", "seeds=[2]",
-                  f"dataset_path={assets['data']}", f"ground_truth=null", "natural.top_k=3")
+    proc = _synth(
+        out,
+        f"model={assets['a']}",
+        "method=egg",
+        "objective=meni",
+        "prior=spectral",
+        "prior.image_size=16",
+        "prior.fit_crops=200",
+        "method.steps=5",
+        "neurons=[0,4]",
+        "seeds=[2]",
+        f"dataset_path={assets['data']}",
+        "ground_truth=null",
+        "natural.top_k=3",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with h5py.File(out / "synthesis.h5") as f:
         settings = json.loads(f.attrs["method_settings"])

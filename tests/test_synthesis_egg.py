@@ -1,13 +1,14 @@
 """Energy-guided diffusion with the spectral prior (needs no training): guidance, independence, defaults."""
+
 import numpy as np
 import pytest
 import torch
+from synthesis_toys import TinyCNN
 from torch import nn
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis import EnergyGuidedDiffusion, NeuronObjective, synthesize
 from egg_cli.synthesis.egg import unit_per_image
-from synthesis_toys import TinyCNN
 
 CPU = torch.device("cpu")
 SPECTRAL = {"image_size": 16, "fit_crops": 200}
@@ -83,7 +84,14 @@ def test_a_model_whose_aspect_ratio_differs_from_the_prior_is_refused_unless_cro
     model = Wide()
     with pytest.raises(EggError, match=r"cannot adapt model input shape \(1, 8, 16\).*aspect ratios differ"):
         synthesize(_egg(steps="2"), NeuronObjective(model, [1]), seeds=[0], device=CPU, batch_size=1, progress=False)
-    result = synthesize(_egg(steps="2"), NeuronObjective(model, [1]), seeds=[0], device=CPU, batch_size=1,
-                        adapter_options={"fit": "center_crop"}, progress=False)
+    result = synthesize(
+        _egg(steps="2"),
+        NeuronObjective(model, [1]),
+        seeds=[0],
+        device=CPU,
+        batch_size=1,
+        adapter_options={"fit": "center_crop"},
+        progress=False,
+    )
     assert result.images.shape == (1, 1, 1, 8, 16)
     assert result.adapter["crop_box"] == [4, 0, 8, 16]

@@ -1,12 +1,13 @@
 """Gradient ascent: the analytic optimum of a linear-nonlinear neuron, independence, determinism."""
+
 import numpy as np
 import pytest
 import torch
+from synthesis_toys import TinyCNN, gabor_neurons
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis import GradientAscent, NeuronObjective, synthesize
 from egg_cli.synthesis.adapter import contrast_norm
-from synthesis_toys import TinyCNN, gabor_neurons
 
 CPU = torch.device("cpu")
 
@@ -24,8 +25,14 @@ def _cosine_to_weights(result, model):
 )
 def test_ga_finds_c_w_over_norm_w_for_a_linear_nonlinear_neuron(settings):
     model = gabor_neurons(n=4, size=24)
-    result = synthesize(GradientAscent(steps=300, **settings), NeuronObjective(model, [0, 1, 2, 3]), seeds=[0, 1],
-                        device=CPU, batch_size=8, progress=False)
+    result = synthesize(
+        GradientAscent(steps=300, **settings),
+        NeuronObjective(model, [0, 1, 2, 3]),
+        seeds=[0, 1],
+        device=CPU,
+        batch_size=8,
+        progress=False,
+    )
     c = contrast_norm(model.input_shape)
     assert c == pytest.approx(6.0)
     cosine = _cosine_to_weights(result, model)
@@ -79,9 +86,17 @@ def test_diversity_term_makes_seeds_of_a_neuron_less_alike():
         sim = x @ x.T
         return sim[np.triu_indices(3, 1)].mean()
 
-    plain = synthesize(GradientAscent(steps=100), NeuronObjective(model, [0]), seeds=[0, 1, 2], device=CPU, batch_size=3, progress=False)
-    diverse = synthesize(GradientAscent(steps=100, diversity=2.0), NeuronObjective(model, [0]), seeds=[0, 1, 2], device=CPU,
-                         batch_size=3, progress=False)
+    plain = synthesize(
+        GradientAscent(steps=100), NeuronObjective(model, [0]), seeds=[0, 1, 2], device=CPU, batch_size=3, progress=False
+    )
+    diverse = synthesize(
+        GradientAscent(steps=100, diversity=2.0),
+        NeuronObjective(model, [0]),
+        seeds=[0, 1, 2],
+        device=CPU,
+        batch_size=3,
+        progress=False,
+    )
     assert mean_cosine(plain) > 0.99
     assert mean_cosine(diverse) < mean_cosine(plain) - 0.05
 
@@ -89,8 +104,9 @@ def test_diversity_term_makes_seeds_of_a_neuron_less_alike():
 def test_clipping_keeps_pixels_inside_the_0_255_range():
     model = gabor_neurons(n=1, size=16)
     method = GradientAscent(steps=30, clip=True)
-    result = synthesize(method, NeuronObjective(model, [0]), seeds=[0], device=CPU, batch_size=1, adapter_options={"norm": 40.0},
-                        progress=False)
+    result = synthesize(
+        method, NeuronObjective(model, [0]), seeds=[0], device=CPU, batch_size=1, adapter_options={"norm": 40.0}, progress=False
+    )
     lo, hi = (0 - model.pixel_mean) / model.pixel_std, (255 - model.pixel_mean) / model.pixel_std
     assert result.images.min() >= lo - 1e-5 and result.images.max() <= hi + 1e-5
     assert result.images.min() == pytest.approx(lo, abs=1e-4)  # the bound is active at this contrast

@@ -1,11 +1,12 @@
 """Objectives: per-element neuron scores, reconstruction, neuron selection."""
+
 import numpy as np
 import pytest
 import torch
+from synthesis_toys import TinyCNN, gabor_neurons
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis.objectives import NeuronObjective, ReconstructionObjective, select_neurons
-from synthesis_toys import TinyCNN, gabor_neurons
 
 
 def test_neuron_objective_scores_each_element_for_its_own_neuron():

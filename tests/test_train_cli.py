@@ -1,24 +1,30 @@
 """``egg train`` end to end: run folder, reload, kill and resume, errors with exit code 2, seed ensembles."""
+
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from models_toys import write_toy_dataset
 
 from egg_cli.data import load_dataset
 from egg_cli.evaluation import metrics
 from egg_cli.models import Ensemble, load_model
-from models_toys import write_toy_dataset
 
 EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()", "train"]
-TINY = ["model.core.channels=4", "model.core.layers=2", "model/readout=gaussian", "model.readout.init_sigma=0.2",
-        "trainer.batch_size=32", "trainer.lr=0.01"]
+TINY = [
+    "model.core.channels=4",
+    "model.core.layers=2",
+    "model/readout=gaussian",
+    "model.readout.init_sigma=0.2",
+    "trainer.batch_size=32",
+    "trainer.lr=0.01",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -41,8 +47,17 @@ def toy(tmp_path_factory):
 def test_egg_train_writes_a_run_folder_whose_checkpoint_reproduces_its_metrics(toy, tmp_path):
     run = tmp_path / "run"
     egg_train(f"dataset_path={toy / 'a.h5'}", *TINY, "trainer.max_epochs=3", f"hydra.run.dir={run}")
-    for name in ("config.yaml", "model.pt", "metrics.json", "neurons.csv", "history.json", "summary.json",
-                 "training_curves.png", "oracle_scatter.png", "training_state.pt"):
+    for name in (
+        "config.yaml",
+        "model.pt",
+        "metrics.json",
+        "neurons.csv",
+        "history.json",
+        "summary.json",
+        "training_curves.png",
+        "oracle_scatter.png",
+        "training_state.pt",
+    ):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["training"]["epochs"] == 3
@@ -98,20 +113,29 @@ def test_resuming_with_another_dataset_or_architecture_fails_with_one_line(toy, 
     wider = egg_train(f"dataset_path={toy / 'a.h5'}", *base, "model.core.channels=5", check=False)
     assert wider.returncode == 2 and "different model config" in wider.stderr
     # a checkpoint of other neurons cannot initialize a model of this dataset
-    init = egg_train(f"dataset_path={toy / 'b.h5'}", *TINY, "trainer.max_epochs=1", f"init_checkpoint={run / 'model.pt'}",
-                     f"hydra.run.dir={tmp_path / 'init'}", check=False)
+    init = egg_train(
+        f"dataset_path={toy / 'b.h5'}",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"init_checkpoint={run / 'model.pt'}",
+        f"hydra.run.dir={tmp_path / 'init'}",
+        check=False,
+    )
     assert init.returncode == 2
     assert "predicts 8 neurons; dataset" in init.stderr and "has 9" in init.stderr
     assert not (tmp_path / "init").exists()  # a fresh run that failed on bad input leaves nothing behind
 
 
-@pytest.mark.parametrize("args,expected", [
-    ([], "dataset_path= is required"),
-    (["dataset_path=/no/such/file.h5"], "/no/such/file.h5"),
-    (["dataset_path=DATA", "trainer.lr=-1"], "trainer.lr=-1 is not allowed"),
-    (["dataset_path=DATA", "model.readout.dropout=1.5"], "model.readout.dropout=1.5 is invalid"),
-    (["dataset=DATA"], "takes the dataset as dataset_path="),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        ([], "dataset_path= is required"),
+        (["dataset_path=/no/such/file.h5"], "/no/such/file.h5"),
+        (["dataset_path=DATA", "trainer.lr=-1"], "trainer.lr=-1 is not allowed"),
+        (["dataset_path=DATA", "model.readout.dropout=1.5"], "model.readout.dropout=1.5 is invalid"),
+        (["dataset=DATA"], "takes the dataset as dataset_path="),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(toy, tmp_path, args, expected):
     args = [a.replace("DATA", str(toy / "a.h5")) for a in args]
     proc = egg_train(*args, f"hydra.run.dir={tmp_path / 'run'}", check=False)

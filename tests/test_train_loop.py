@@ -1,13 +1,14 @@
 """The training loop: the loss falls, early stopping restores the best weights, interrupted runs resume exactly."""
+
 import numpy as np
 import pytest
 import torch
+from models_toys import write_toy_dataset
 
 from egg_cli.data import load_dataset
 from egg_cli.errors import EggError
 from egg_cli.models import build_model
 from egg_cli.models.training import TrainerConfig, fit, poisson_loss
-from models_toys import write_toy_dataset
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,5 @@
 """The ``egg`` console script: one entry point, one Hydra app per command."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,17 +17,34 @@ class Command:
 # name -> module holding a ``main()``; a command is listed only once it does real work.
 COMMANDS: dict[str, Command] = {
     "simulate": Command("egg_cli.cli.simulate", "simulate a dataset with known ground truth (V4-like neurons)"),
-    "info": Command("egg_cli.cli.info", "summarize a neural dataset (HDF5 file or Sensorium folder) or an encoding model (model.pt or run folder)"),
-    "train": Command("egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"),
+    "info": Command(
+        "egg_cli.cli.info",
+        "summarize a neural dataset (HDF5 file or Sensorium folder) or an encoding model (model.pt or run folder)",
+    ),
+    "train": Command(
+        "egg_cli.cli.train", "fit an encoding model (core + readout) to a neural dataset; -m seed=1,2,3 for an ensemble"
+    ),
     "train-prior": Command("egg_cli.cli.train_prior", "train a diffusion prior (ADM UNet) on natural image crops; resumable"),
     "synth": Command("egg_cli.cli.synth", "most exciting inputs, MENIs, reconstructions by GA or EGG, batched across neurons"),
-    "evaluate": Command("egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"),
-    "demo": Command("egg_cli.cli.demo", "the whole loop on embedded defaults (simulate, train, synth, evaluate) ending in report.md"),
-    "rsm synth": Command("egg_cli.cli.rsm_synth", "images whose network-layer RSMs are decorrelated (fMRI layer mapping stimuli)"),
-    "rsm simulate": Command("egg_cli.cli.rsm_simulate", "simulated fMRI (NIfTI) with each region carrying one layer's representation"),
-    "rsm map": Command("egg_cli.cli.rsm_map", "searchlight RSA of NIfTI patterns vs layer RDMs: layer maps, permutation test, overlaps"),
+    "evaluate": Command(
+        "egg_cli.cli.evaluate", "score synthesized images in held-out models, other architectures and the ground truth"
+    ),
+    "demo": Command(
+        "egg_cli.cli.demo", "the whole loop on embedded defaults (simulate, train, synth, evaluate) ending in report.md"
+    ),
+    "rsm synth": Command(
+        "egg_cli.cli.rsm_synth", "images whose network-layer RSMs are decorrelated (fMRI layer mapping stimuli)"
+    ),
+    "rsm simulate": Command(
+        "egg_cli.cli.rsm_simulate", "simulated fMRI (NIfTI) with each region carrying one layer's representation"
+    ),
+    "rsm map": Command(
+        "egg_cli.cli.rsm_map", "searchlight RSA of NIfTI patterns vs layer RDMs: layer maps, permutation test, overlaps"
+    ),
     "rsm residual": Command("egg_cli.cli.rsm_residual", "searchlight maps of each layer's RDM residualized on all other layers"),
-    "collect": Command("egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"),
+    "collect": Command(
+        "egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"
+    ),
 }
 
 USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
@@ -74,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(COMMANDS[name].module)
     sys.argv = [f"egg {name}", *rest]
     from egg_cli.cli import app
-
     from egg_cli.cli.held_stderr import HeldStderr
 
     held = sys.stderr = HeldStderr(sys.stderr, lambda: app.task_started)

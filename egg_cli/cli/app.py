@@ -9,6 +9,7 @@ In a sweep (``-m``) each job instead keeps its folder and records its status in 
 (:mod:`egg_cli.sweeps.jobs`): a failed job is reported after the other jobs have run, and a job
 already finished with the same resolved config is skipped when the sweep runs again.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,9 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

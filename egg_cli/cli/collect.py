@@ -3,6 +3,7 @@
 Writes ``jobs.csv`` and ``jobs.md`` into the sweep folder (or ``--out``) and prints the Markdown.
 Not a Hydra app: it reads a folder that Hydra runs wrote.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,17 @@ from egg_cli.errors import EggError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="egg collect", description="One table of a sweep's jobs: overrides, status and headline metrics (CSV + Markdown).")
+    parser = argparse.ArgumentParser(
+        prog="egg collect", description="One table of a sweep's jobs: overrides, status and headline metrics (CSV + Markdown)."
+    )
     parser.add_argument("sweep", type=Path, help="sweep folder (hydra.sweep.dir of `egg <command> -m ...`)")
-    parser.add_argument("--metrics", nargs="+", default=[], metavar="PATTERN",
-                        help="keep only these summary.json entries (glob over dotted keys, e.g. '*correlation*')")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="keep only these summary.json entries (glob over dotted keys, e.g. '*correlation*')",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for jobs.csv and jobs.md (default: the sweep folder)")
     return parser.parse_args(argv)
 

@@ -1,8 +1,9 @@
 """``egg demo``: simulate, train two architectures, synthesize MEIs with every method, evaluate, report.
 
-    egg demo                 # small preset, about 15 minutes on 2 CPU cores
-    egg demo scale=paper     # the EGG paper's ensemble sizes and step counts
+egg demo                 # small preset, about 15 minutes on 2 CPU cores
+egg demo scale=paper     # the EGG paper's ensemble sizes and step counts
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,11 +51,16 @@ def plan_from_config(cfg: DictConfig) -> DemoPlan:
     return DemoPlan(
         simulate=_overrides(cfg.simulate, "simulate"),
         architectures={str(k): _overrides(v, f"architectures.{k}") for k, v in architectures.items()},
-        members=int(cfg.members), train=_overrides(cfg.train, "train"), neurons=int(cfg.neurons),
+        members=int(cfg.members),
+        train=_overrides(cfg.train, "train"),
+        neurons=int(cfg.neurons),
         seeds=[int(s) for s in (seeds if isinstance(seeds, list) else [seeds])],
         methods={str(k): _overrides(v, f"methods.{k}") for k, v in methods.items()},
-        evaluate=_overrides(cfg.evaluate, "evaluate"), optional_methods=[str(m) for m in _plain(cfg.optional_methods) or []],
-        seed=int(cfg.seed), device=str(cfg.device), progress=bool(cfg.progress),
+        evaluate=_overrides(cfg.evaluate, "evaluate"),
+        optional_methods=[str(m) for m in _plain(cfg.optional_methods) or []],
+        seed=int(cfg.seed),
+        device=str(cfg.device),
+        progress=bool(cfg.progress),
     )
 
 

@@ -3,6 +3,7 @@
     egg evaluate runs=[outputs/synth/A,outputs/synth/B] \\
         evaluators="{held_out:[m6.pt,m7.pt],other_arch:outputs/train/multirun/T,truth:ground_truth}"
 """
+
 from __future__ import annotations
 
 import glob
@@ -51,11 +52,17 @@ def settings_from_config(cfg: DictConfig) -> EvaluationSettings:
         compare = [(str(a), str(b)) for a, b in compare]
     return EvaluationSettings(
         rms_contrast=None if cfg.contrast.rms is None else float(cfg.contrast.rms),
-        seeds=str(cfg.seeds), neurons=str(cfg.neurons), natural_tier=str(cfg.natural.tier),
+        seeds=str(cfg.seeds),
+        neurons=str(cfg.neurons),
+        natural_tier=str(cfg.natural.tier),
         max_natural=None if cfg.natural.max_images is None else int(cfg.natural.max_images),
-        batch_size=int(cfg.batch_size), fit=str(cfg.fit),
+        batch_size=int(cfg.batch_size),
+        fit=str(cfg.fit),
         reference=None if cfg.reference in (None, "", "none") else str(cfg.reference),
-        compare=compare, bootstrap=int(cfg.bootstrap), seed=int(cfg.seed), grid_neurons=int(cfg.grid_neurons),
+        compare=compare,
+        bootstrap=int(cfg.bootstrap),
+        seed=int(cfg.seed),
+        grid_neurons=int(cfg.grid_neurons),
     )
 
 
@@ -66,8 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     evaluators = plain(cfg.evaluators)
     if not isinstance(evaluators, dict) or not evaluators:
         raise EggError('evaluators= is required: e.g. evaluators="{held_out:[m6.pt,m7.pt],truth:ground_truth}"')
-    summary = run_evaluate(expand_runs(cfg.runs), evaluators, cfg.dataset_path, run_dir(),
-                           settings_from_config(cfg), device)
+    summary = run_evaluate(expand_runs(cfg.runs), evaluators, cfg.dataset_path, run_dir(), settings_from_config(cfg), device)
     log.info("evaluation written to %s", run_dir())
     return summary
 

@@ -5,9 +5,11 @@ the search path, a hint about HYDRA_FULL_ERROR) and exits with 1. The dispatcher
 :class:`HeldStderr`; once the task has started everything passes straight through, and if Hydra
 exits before that, :meth:`HeldStderr.one_line` condenses what it wrote into a single line.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 
 class HeldStderr:

@@ -4,6 +4,7 @@
 Not a Hydra app: it only reads. Bad input prints one line and exits 2 (``--debug`` or
 ``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,8 @@ def format_dataset(r: dict[str, Any]) -> str:
     else:
         lines.append("reliability  no repeated images, so no oracle correlation")
     lines.append(
-        "ground truth stored (egg_cli.simulation.load_ground_truth rebuilds the neurons)" if r["ground_truth"]
+        "ground truth stored (egg_cli.simulation.load_ground_truth rebuilds the neurons)"
+        if r["ground_truth"]
         else "ground truth none"
     )
     return "\n".join(lines)
@@ -95,14 +97,24 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
     cfg = payload["model_config"]
     corr = payload.get("test_correlation")
     return {
-        "kind": "model", "path": str(path), "format": f"{payload['format']} v{payload.get('version', '?')}",
+        "kind": "model",
+        "path": str(path),
+        "format": f"{payload['format']} v{payload.get('version', '?')}",
         **{name: _component(cfg.get(name) or {}) for name in ("core", "readout", "output")},
-        "input_shape": list(payload["input_shape"]), "neurons": len(payload["neuron_ids"]),
+        "input_shape": list(payload["input_shape"]),
+        "neurons": len(payload["neuron_ids"]),
         "neuron_ids": [payload["neuron_ids"][0], payload["neuron_ids"][-1]],
-        "parameters": int(sum(t.numel() for k, t in payload["state_dict"].items() if t.is_floating_point()
-                              and not k.endswith(("running_mean", "running_var")))),
-        "pixel_mean": float(payload["pixel_mean"]), "pixel_std": float(payload["pixel_std"]),
-        "dataset": payload.get("dataset"), "seed": payload.get("seed"),
+        "parameters": int(
+            sum(
+                t.numel()
+                for k, t in payload["state_dict"].items()
+                if t.is_floating_point() and not k.endswith(("running_mean", "running_var"))
+            )
+        ),
+        "pixel_mean": float(payload["pixel_mean"]),
+        "pixel_std": float(payload["pixel_std"]),
+        "dataset": payload.get("dataset"),
+        "seed": payload.get("seed"),
         "training": payload.get("training"),
         "test": (payload.get("metrics") or {}).get("test"),
         "test_correlation_median": None if corr is None else float(np.nanmedian(corr)),
@@ -111,12 +123,15 @@ def checkpoint_report(path: Path) -> dict[str, Any]:
 
 def _component(cfg: dict[str, Any]) -> dict[str, Any]:
     """Class name and settings of one model part from its config (``_target_`` + arguments)."""
-    return {"class": str(cfg.get("_target_", "?")).rsplit(".", 1)[-1],
-            "settings": {k: v for k, v in cfg.items() if k != "_target_"}}
+    return {
+        "class": str(cfg.get("_target_", "?")).rsplit(".", 1)[-1],
+        "settings": {k: v for k, v in cfg.items() if k != "_target_"},
+    }
 
 
 def format_checkpoint(r: dict[str, Any]) -> str:
     """Human-readable lines for ``checkpoint_report``."""
+
     def settings(part: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in part["settings"].items())
 
@@ -132,8 +147,10 @@ def format_checkpoint(r: dict[str, Any]) -> str:
     ]
     t = r["training"]
     if t:
-        lines.append(f"training     {t['epochs']} epochs (best {t['best_epoch']}), {t['train_minutes']:.1f} min; "
-                     f"stopped: {t['stop_reason']}")
+        lines.append(
+            f"training     {t['epochs']} epochs (best {t['best_epoch']}), {t['train_minutes']:.1f} min; "
+            f"stopped: {t['stop_reason']}"
+        )
     test = r["test"]
     if test:
         line = f"test         correlation mean {test['correlation']['mean']:.3f}, median {test['correlation']['median']:.3f}"
@@ -164,8 +181,11 @@ def describe(path: str | Path) -> tuple[dict[str, Any], str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="egg info", description="Summarize a dataset (egg HDF5 file or Sensorium folder) "
-                                     "or an encoding model (model.pt or its egg train run folder).")
+    parser = argparse.ArgumentParser(
+        prog="egg info",
+        description="Summarize a dataset (egg HDF5 file or Sensorium folder) "
+        "or an encoding model (model.pt or its egg train run folder).",
+    )
     parser.add_argument("path", help="dataset file (.h5), Sensorium folder, model.pt, or an egg train run folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")

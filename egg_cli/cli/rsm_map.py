@@ -1,4 +1,5 @@
 """``egg rsm map``: searchlight RSA of NIfTI patterns against network layer RDMs."""
+
 from __future__ import annotations
 
 from typing import Any

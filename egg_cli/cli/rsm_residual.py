@@ -1,4 +1,5 @@
 """``egg rsm residual``: searchlight maps of what each layer's RDM adds beyond all other layers."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """``egg rsm simulate``: simulated fMRI (NIfTI) whose regions each carry one layer's representation."""
+
 from __future__ import annotations
 
 import logging
@@ -37,21 +38,32 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     save_volume(out / "mask.nii.gz", sim.mask[everywhere].astype(np.uint8), everywhere, sim.affine, dtype=np.uint8)
     save_volume(out / "truth.nii.gz", sim.truth[everywhere], everywhere, sim.affine, dtype=np.int16)
     write_json(out / "truth_labels.json", {str(i + 1): name for i, name in enumerate(sim.layers)})
-    write_csv(out / "events.csv", [{"volume": t, "condition": c, "run": r}
-                                   for t, (c, r) in enumerate(zip(sim.conditions, sim.runs))])
+    write_csv(
+        out / "events.csv", [{"volume": t, "condition": c, "run": r} for t, (c, r) in enumerate(zip(sim.conditions, sim.runs))]
+    )
     write_csv(out / "regions.csv", sim.regions)
     write_images_h5(out / "images.h5", {"images": images.numpy()}, {"source": str(cfg.images)})
     write_layer_rdms(out / "layer_rdms.h5", compute_layer_rdms(model, images, str(cfg.images), model_cfg["arch"]))
     figures.label_mosaic(sim.truth.astype(np.int64), sim.layers, out / "truth.png", title="planted layer per region")
     summary = {
-        "images": str(cfg.images), "n_conditions": len(images), "n_runs": int(volume["n_runs"]),
-        "shape": list(sim.mask.shape), "voxel_size_mm": float(volume["voxel_size"]),
-        "n_mask_voxels": int(sim.mask.sum()), "n_volumes": int(sim.bold.shape[-1]),
-        "regions": sim.regions, "status": "finished",
+        "images": str(cfg.images),
+        "n_conditions": len(images),
+        "n_runs": int(volume["n_runs"]),
+        "shape": list(sim.mask.shape),
+        "voxel_size_mm": float(volume["voxel_size"]),
+        "n_mask_voxels": int(sim.mask.sum()),
+        "n_volumes": int(sim.bold.shape[-1]),
+        "regions": sim.regions,
+        "status": "finished",
     }
     write_json(out / "summary.json", summary)
-    log.info("%d regions planted in %d mask voxels; %d volumes -> %s", len(sim.regions), summary["n_mask_voxels"],
-             summary["n_volumes"], out / "bold.nii.gz")
+    log.info(
+        "%d regions planted in %d mask voxels; %d volumes -> %s",
+        len(sim.regions),
+        summary["n_mask_voxels"],
+        summary["n_volumes"],
+        out / "bold.nii.gz",
+    )
     return summary
 
 

@@ -1,4 +1,5 @@
 """``egg rsm synth``: images whose layer RSMs are decorrelated, with before/after numbers and figures."""
+
 from __future__ import annotations
 
 import logging
@@ -27,49 +28,88 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = run_dir()
     model, model_cfg, seed = seeded_feature_model(cfg)
     natural = natural_images(cfg.natural.source, int(cfg.n_images), int(cfg.image_size), int(cfg.natural.seed))
-    parametrization = make_parametrization(cfg.parametrization, int(cfg.n_images), int(cfg.image_size),
-                                           decorrelate=bool(cfg.decorrelate_colour), decay=float(cfg.spectrum_decay),
-                                           init_std=float(cfg.init_std), seed=seed)
-    objective = RsmObjective(float(cfg.objective.contrast_weight), float(cfg.objective.contrast_target),
-                             float(cfg.objective.pair_power))
-    result = synthesize(model, parametrization, objective, steps=int(cfg.steps), lr=float(cfg.lr),
-                        jitter=Jitter(**cfg.jitter), eval_every=int(cfg.eval_every), seed=seed,
-                        progress=bool(cfg.progress))
+    parametrization = make_parametrization(
+        cfg.parametrization,
+        int(cfg.n_images),
+        int(cfg.image_size),
+        decorrelate=bool(cfg.decorrelate_colour),
+        decay=float(cfg.spectrum_decay),
+        init_std=float(cfg.init_std),
+        seed=seed,
+    )
+    objective = RsmObjective(
+        float(cfg.objective.contrast_weight), float(cfg.objective.contrast_target), float(cfg.objective.pair_power)
+    )
+    result = synthesize(
+        model,
+        parametrization,
+        objective,
+        steps=int(cfg.steps),
+        lr=float(cfg.lr),
+        jitter=Jitter(**cfg.jitter),
+        eval_every=int(cfg.eval_every),
+        seed=seed,
+        progress=bool(cfg.progress),
+    )
     sets = {"natural": natural, "synthesized": result.images}
-    rdms = {name: compute_layer_rdms(model, images, image_set=name, model_name=model_cfg["arch"]) for name, images in sets.items()}
+    rdms = {
+        name: compute_layer_rdms(model, images, image_set=name, model_name=model_cfg["arch"]) for name, images in sets.items()
+    }
     corr = {name: np.corrcoef(r.vectors) for name, r in rdms.items()}
 
-    write_images_h5(out / "images.h5", {"images": result.images.numpy(), "natural_images": natural.numpy()},
-                    {"seed": seed, "parametrization": cfg.parametrization, "note": "RGB in [0, 1]; 'images' are the synthesized set"})
+    write_images_h5(
+        out / "images.h5",
+        {"images": result.images.numpy(), "natural_images": natural.numpy()},
+        {"seed": seed, "parametrization": cfg.parametrization, "note": "RGB in [0, 1]; 'images' are the synthesized set"},
+    )
     write_pngs(out / "images", images_to_uint8(result.images), "synth")
     figures.image_grid(images_to_uint8(result.images), out / "images.png")
     figures.image_grid(images_to_uint8(natural), out / "natural_images.png")
     write_layer_rdms(out / "layer_rdms.h5", rdms["synthesized"])
     write_layer_rdms(out / "natural_layer_rdms.h5", rdms["natural"])
     layers = model.layers
-    rows = [{"image_set": name, "layer_a": a, "layer_b": b, "r": corr[name][i, j]}
-            for name in sets for i, a in enumerate(layers) for j, b in enumerate(layers) if i < j]
+    rows = [
+        {"image_set": name, "layer_a": a, "layer_b": b, "r": corr[name][i, j]}
+        for name in sets
+        for i, a in enumerate(layers)
+        for j, b in enumerate(layers)
+        if i < j
+    ]
     write_csv(out / "layer_correlation.csv", rows)
     write_csv(out / "trace.csv", result.trace)
-    figures.correlation_heatmaps([corr["natural"], corr["synthesized"]],
-                                 ["natural images: layer RSM correlation", "synthesized: layer RSM correlation"],
-                                 layers, out / "layer_correlation.png")
-    figures.rsm_grid([1 - rdms["natural"].rdms, 1 - rdms["synthesized"].rdms], ["natural", "synthesized"], layers, out / "rsms.png")
+    figures.correlation_heatmaps(
+        [corr["natural"], corr["synthesized"]],
+        ["natural images: layer RSM correlation", "synthesized: layer RSM correlation"],
+        layers,
+        out / "layer_correlation.png",
+    )
+    figures.rsm_grid(
+        [1 - rdms["natural"].rdms, 1 - rdms["synthesized"].rdms], ["natural", "synthesized"], layers, out / "rsms.png"
+    )
     figures.loss_curve(result.trace, out / "loss.png")
     contrast = {name: rdm_contrast(torch.from_numpy(r.vectors)).numpy() for name, r in rdms.items()}
     summary = {
-        "n_images": int(cfg.n_images), "image_size": int(cfg.image_size), "layers": layers,
+        "n_images": int(cfg.n_images),
+        "image_size": int(cfg.image_size),
+        "layers": layers,
         "objective": f"power mean (p={objective.pair_power:g}) of squared Pearson correlations of layer RSM upper triangles + RDM contrast hinge",
         "natural": correlation_summary(corr["natural"]),
         "synthesized": correlation_summary(corr["synthesized"]),
         "rdm_contrast": {name: [round(float(c), 4) for c in values] for name, values in contrast.items()},
-        "best_step": result.best_step, "best_loss": result.best_loss, "steps": int(cfg.steps),
-        "seconds": round(result.seconds, 2), "status": "finished",
+        "best_step": result.best_step,
+        "best_loss": result.best_loss,
+        "steps": int(cfg.steps),
+        "seconds": round(result.seconds, 2),
+        "status": "finished",
     }
     write_json(out / "summary.json", summary)
-    log.info("cross-layer RSM correlation: natural mean r^2 %.3f (mean |r| %.3f) -> synthesized %.3f (%.3f)",
-             summary["natural"]["mean_squared"], summary["natural"]["mean_abs"],
-             summary["synthesized"]["mean_squared"], summary["synthesized"]["mean_abs"])
+    log.info(
+        "cross-layer RSM correlation: natural mean r^2 %.3f (mean |r| %.3f) -> synthesized %.3f (%.3f)",
+        summary["natural"]["mean_squared"],
+        summary["natural"]["mean_abs"],
+        summary["synthesized"]["mean_squared"],
+        summary["synthesized"]["mean_abs"],
+    )
     return summary
 
 

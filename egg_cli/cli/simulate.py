@@ -1,4 +1,5 @@
 """``egg simulate``: write an in-silico dataset with its ground-truth neurons into the run folder."""
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     write_json(out / "summary.json", summary)
     log.info(
         "%d neurons: mean rate %.2f spikes/trial, median split-half reliability %.2f, median oracle correlation %.2f -> %s",
-        sim.population.n_neurons, summary["mean_rate"], summary["median_split_half_reliability"],
-        summary["median_oracle_correlation"], path,
+        sim.population.n_neurons,
+        summary["mean_rate"],
+        summary["median_split_half_reliability"],
+        summary["median_oracle_correlation"],
+        path,
     )
     return summary
 

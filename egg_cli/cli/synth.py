@@ -1,4 +1,5 @@
 """``egg synth``: MEIs, MENIs and reconstructions by GA or EGG, batched across neurons and seeds."""
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,9 @@ class _LazyDataset:
         return self._dataset
 
 
-def _natural(cfg: DictConfig, objective: Any, data: _LazyDataset, result: SynthesisResult,
-             device: torch.device) -> dict[str, Any] | None:
+def _natural(
+    cfg: DictConfig, objective: Any, data: _LazyDataset, result: SynthesisResult, device: torch.device
+) -> dict[str, Any] | None:
     if not cfg.natural.enabled or not isinstance(objective, NeuronObjective):
         return None
     if data.path is None:
@@ -68,8 +70,15 @@ def _natural(cfg: DictConfig, objective: Any, data: _LazyDataset, result: Synthe
     index = np.arange(dataset.n_images) if tier == "all" else dataset.image_indices(tier)
     if len(index) == 0:
         raise EggError(f"natural.tier={tier}: {dataset.path} has no images in that tier")
-    reference = natural_reference(objective, np.asarray(dataset.images[index]), result.adapter["norm"], device,
-                                  indices=index, top_k=int(cfg.natural.top_k), progress=bool(cfg.progress))
+    reference = natural_reference(
+        objective,
+        np.asarray(dataset.images[index]),
+        result.adapter["norm"],
+        device,
+        indices=index,
+        top_k=int(cfg.natural.top_k),
+        progress=bool(cfg.progress),
+    )
     reference["dataset"] = str(dataset.path)
     reference["tier"] = tier
     return reference
@@ -92,7 +101,9 @@ def _rows(result: SynthesisResult) -> list[dict[str, Any]]:
             if nat is not None:
                 natural_best = float(nat["score"][p, 0])
                 row["natural_best_score"] = natural_best
-                row["ratio_to_natural"] = float(result.scores[GENERATING][p, s]) / natural_best if natural_best > 0 else float("nan")
+                row["ratio_to_natural"] = (
+                    float(result.scores[GENERATING][p, s]) / natural_best if natural_best > 0 else float("nan")
+                )
             row["seconds_per_image"] = float(result.seconds_per_image[p, s])
             rows.append(row)
     return rows
@@ -117,7 +128,9 @@ def _summary(result: SynthesisResult, cfg: DictConfig, wall: float) -> dict[str,
     }
     if result.natural is not None:
         natural_best = result.natural["score"][:, 0]
-        ratio = np.where(natural_best > 0, result.scores[GENERATING][rows, best] / np.where(natural_best > 0, natural_best, 1), np.nan)
+        ratio = np.where(
+            natural_best > 0, result.scores[GENERATING][rows, best] / np.where(natural_best > 0, natural_best, 1), np.nan
+        )
         summary["natural"] = {
             "dataset": result.natural["dataset"],
             "n_images": result.natural["n_images"],
@@ -148,9 +161,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     objective = instantiate(cfg.objective)(context)
     method = instantiate(cfg.method)
     seeds = [int(s) for s in _plain(cfg.seeds)]
-    result = synthesize(method, objective, seeds, device, batch_size=cfg.batch_size,
-                        max_batch_size=int(cfg.max_batch_size), adapter_options=_plain(cfg.adapter),
-                        progress=bool(cfg.progress), precision=resolve_precision(cfg.precision, device))
+    result = synthesize(
+        method,
+        objective,
+        seeds,
+        device,
+        batch_size=cfg.batch_size,
+        max_batch_size=int(cfg.max_batch_size),
+        adapter_options=_plain(cfg.adapter),
+        progress=bool(cfg.progress),
+        precision=resolve_precision(cfg.precision, device),
+    )
     result.score_sources[GENERATING] = str(model_spec)
     for k, spec in enumerate(_heldout_specs(cfg.heldout)):
         name = f"heldout_{k}"
@@ -167,14 +188,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         result.score_sources["ground_truth"] = truth_path
         check_finite(result.scores["ground_truth"], result, "ground_truth")
     result.natural = _natural(cfg, objective, data, result, device)
-    result.attrs = {"model": model_spec, "heldout": _heldout_specs(cfg.heldout), "dataset": data.path or "",
-                    "config": OmegaConf.to_yaml(cfg, resolve=True), "egg_version": __import__("egg_cli").__version__}
+    result.attrs = {
+        "model": model_spec,
+        "heldout": _heldout_specs(cfg.heldout),
+        "dataset": data.path or "",
+        "config": OmegaConf.to_yaml(cfg, resolve=True),
+        "egg_version": __import__("egg_cli").__version__,
+    }
     write_synthesis(out / "synthesis.h5", result)
     write_csv(out / "synthesis.csv", _rows(result))
     synthesis_grid(result, out / f"grid_{result.method}.png")
     summary = _summary(result, cfg, time.perf_counter() - start)
     write_json(out / "summary.json", summary)
-    log.info("%s %s: %d images in %s", result.method, result.objective, result.images.shape[0] * result.images.shape[1], Path(out))
+    log.info(
+        "%s %s: %d images in %s", result.method, result.objective, result.images.shape[0] * result.images.shape[1], Path(out)
+    )
     return summary
 
 

@@ -1,9 +1,10 @@
 """``egg train``: fit an encoding model (core + readout) to a neural dataset.
 
-    egg train dataset_path=outputs/simulate/<time>/dataset.h5 model/core=stacked model/readout=attention
-    egg train -m dataset_path=... seed=1,2,3,4,5          # an ensemble, one run folder per seed
-    egg train dataset_path=... hydra.run.dir=<old run>    # continue an interrupted run
+egg train dataset_path=outputs/simulate/<time>/dataset.h5 model/core=stacked model/readout=attention
+egg train -m dataset_path=... seed=1,2,3,4,5          # an ensemble, one run folder per seed
+egg train dataset_path=... hydra.run.dir=<old run>    # continue an interrupted run
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,10 @@ def _init_from_checkpoint(model: Any, path: str, dataset: Any) -> None:
     payload = read_checkpoint(path)
     n_saved = len(payload["neuron_ids"])
     if n_saved != dataset.n_neurons or not np.array_equal(np.asarray(payload["neuron_ids"]), np.asarray(dataset.neuron_ids)):
-        raise EggError(f"init_checkpoint={path} predicts {n_saved} neurons; dataset {dataset.path} has {dataset.n_neurons} "
-                       "with other ids: expected the same neurons")
+        raise EggError(
+            f"init_checkpoint={path} predicts {n_saved} neurons; dataset {dataset.path} has {dataset.n_neurons} "
+            "with other ids: expected the same neurons"
+        )
     load_state_strict(model, payload["state_dict"], f"init_checkpoint={path}")
     log.info("initialized the model from %s", path)
 
@@ -60,8 +63,10 @@ def run(cfg: DictConfig) -> dict:
     from egg_cli.models.training import fit
 
     if OmegaConf.is_missing(cfg, "dataset_path") or not cfg.dataset_path:
-        raise EggError("dataset_path= is required: the path of a dataset.h5 (egg simulate writes "
-                       "outputs/simulate/<time>/dataset.h5) or a Sensorium folder")
+        raise EggError(
+            "dataset_path= is required: the path of a dataset.h5 (egg simulate writes "
+            "outputs/simulate/<time>/dataset.h5) or a Sensorium folder"
+        )
     out = app.run_dir()
     started = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -76,14 +81,20 @@ def run(cfg: DictConfig) -> dict:
     if len(train_trials) == 0:
         raise EggError(f"dataset {dataset.path} has no train trials; expected images with tier 'train'")
     mean_response = dataset.responses[train_trials].mean(0)
-    model = build_model(cfg.model, dataset.image_shape, dataset.neuron_ids, dataset.pixel_mean, dataset.pixel_std,
-                        mean_response)
+    model = build_model(cfg.model, dataset.image_shape, dataset.neuron_ids, dataset.pixel_mean, dataset.pixel_std, mean_response)
     if cfg.get("init_checkpoint"):
         _init_from_checkpoint(model, cfg.init_checkpoint, dataset)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("model: %s + %s, %d trainable parameters, %d neurons, input %s, device %s, %d threads",
-             type(model.core).__name__, type(model.readout).__name__, n_params, model.n_neurons,
-             model.input_shape, device, torch.get_num_threads())
+    log.info(
+        "model: %s + %s, %d trainable parameters, %d neurons, input %s, device %s, %d threads",
+        type(model.core).__name__,
+        type(model.readout).__name__,
+        n_params,
+        model.n_neurons,
+        model.input_shape,
+        device,
+        torch.get_num_threads(),
+    )
     fingerprint = {
         "model config": OmegaConf.to_container(cfg.model, resolve=True),
         "dataset": str(dataset.path),
@@ -99,11 +110,17 @@ def run(cfg: DictConfig) -> dict:
     headline = "test" if "test" in per_neuron else "validation"
     model.test_correlation = per_neuron[headline]["correlation"]
     model.dataset_path = str(dataset.path)
-    training = {"epochs": state.epoch, "best_epoch": state.best_epoch, "best_validation_correlation": state.best_score,
-                "stop_reason": state.stop_reason, "lr_decays": state.lr_decays, "train_minutes": state.seconds / 60,
-                "train_cpu_minutes": state.cpu_seconds / 60, "load_average_at_end": list(os.getloadavg())}
-    save_checkpoint(out / "model.pt", model, cfg.model,
-                    extra={"seed": int(cfg.seed), "metrics": metrics, "training": training})
+    training = {
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_validation_correlation": state.best_score,
+        "stop_reason": state.stop_reason,
+        "lr_decays": state.lr_decays,
+        "train_minutes": state.seconds / 60,
+        "train_cpu_minutes": state.cpu_seconds / 60,
+        "load_average_at_end": list(os.getloadavg()),
+    }
+    save_checkpoint(out / "model.pt", model, cfg.model, extra={"seed": int(cfg.seed), "metrics": metrics, "training": training})
     write_json(out / "metrics.json", {"headline_tier": headline, **metrics})
     rows = []
     for i, nid in enumerate(np.asarray(dataset.neuron_ids).tolist()):
@@ -119,8 +136,11 @@ def run(cfg: DictConfig) -> dict:
     summary = {
         "command": "train",
         "dataset": str(dataset.path),
-        "model": {"core": cfg.model.core._target_.rsplit(".", 1)[-1], "readout": cfg.model.readout._target_.rsplit(".", 1)[-1],
-                  "trainable_parameters": n_params},
+        "model": {
+            "core": cfg.model.core._target_.rsplit(".", 1)[-1],
+            "readout": cfg.model.readout._target_.rsplit(".", 1)[-1],
+            "trainable_parameters": n_params,
+        },
         "seed": int(cfg.seed),
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -129,15 +149,26 @@ def run(cfg: DictConfig) -> dict:
         f"{headline}_oracle_mean": head["oracle"]["mean"],
         f"{headline}_fraction_of_oracle": head["fraction_of_oracle"],
         f"{headline}_feve_mean": head["feve"]["mean"],
-        "files": {"checkpoint": "model.pt", "metrics": "metrics.json", "per_neuron": "neurons.csv",
-                  "history": "history.json", "figures": ["training_curves.png", "oracle_scatter.png"],
-                  "training_state": STATE_NAME},
+        "files": {
+            "checkpoint": "model.pt",
+            "metrics": "metrics.json",
+            "per_neuron": "neurons.csv",
+            "history": "history.json",
+            "figures": ["training_curves.png", "oracle_scatter.png"],
+            "training_state": STATE_NAME,
+        },
         "wall_minutes": (time.perf_counter() - started) / 60,
         "status": "finished",
     }
     write_json(out / "summary.json", summary)
-    log.info("%s correlation %.3f (oracle %.3f, fraction %.2f); run folder %s", headline, head["correlation"]["mean"] or 0,
-             head["oracle"]["mean"] or float("nan"), head["fraction_of_oracle"] or float("nan"), out)
+    log.info(
+        "%s correlation %.3f (oracle %.3f, fraction %.2f); run folder %s",
+        headline,
+        head["correlation"]["mean"] or 0,
+        head["oracle"]["mean"] or float("nan"),
+        head["fraction_of_oracle"] or float("nan"),
+        out,
+    )
     return summary
 
 
@@ -148,6 +179,8 @@ def main() -> None:
     """Entry point of ``egg train``: a Hydra app, with a pointer for ``dataset=`` (the simulator's group)."""
     for arg in sys.argv[1:]:
         if arg.startswith(("dataset=", "+dataset=", "++dataset=")):
-            app.fail(f"egg train takes the dataset as dataset_path=<file or folder>, got {arg!r} "
-                     "(dataset is the config group of egg simulate)")
+            app.fail(
+                f"egg train takes the dataset as dataset_path=<file or folder>, got {arg!r} "
+                "(dataset is the config group of egg simulate)"
+            )
     _hydra_main()

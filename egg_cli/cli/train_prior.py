@@ -1,4 +1,5 @@
 """``egg train-prior``: train a diffusion prior on natural image crops (see docs/prior.md)."""
+
 from __future__ import annotations
 
 from typing import Any

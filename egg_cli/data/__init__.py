@@ -1,4 +1,5 @@
 """Neural datasets: HDF5 schema, loaders, Sensorium folders and natural photographs."""
+
 from egg_cli.data.dataset import NeuralDataset, TrialDataset
 from egg_cli.data.hdf5 import read_hdf5, write_dataset
 from egg_cli.data.load import load_dataset

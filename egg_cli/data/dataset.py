@@ -1,9 +1,11 @@
 """``NeuralDataset``: images, trials and neurons in memory, with torch datasets per tier."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -73,7 +75,7 @@ class NeuralDataset:
             self._images_z = torch.from_numpy(self.zscore(self.images.astype(np.float32)))
         return self._images_z
 
-    def torch_dataset(self, tier: str) -> "TrialDataset":
+    def torch_dataset(self, tier: str) -> TrialDataset:
         """Trials of ``tier`` as a torch Dataset of ``(image_z, responses)`` pairs."""
         return TrialDataset(self.images_z(), torch.from_numpy(self.responses), self.trial_image, self.trials(tier))
 

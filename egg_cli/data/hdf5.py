@@ -1,9 +1,11 @@
 """Read and write the egg neural dataset HDF5 file (schema in docs/data_format.md)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -54,7 +56,9 @@ def write_dataset(
     stats = pixel_statistics(images, tiers)
     for name, values in (neurons or {}).items():
         if len(values) != responses.shape[1]:
-            raise EggError(f"{path}: neuron metadata {name!r} has {len(values)} rows; expected one per neuron ({responses.shape[1]})")
+            raise EggError(
+                f"{path}: neuron metadata {name!r} has {len(values)} rows; expected one per neuron ({responses.shape[1]})"
+            )
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
@@ -63,7 +67,9 @@ def write_dataset(
             f.attrs[key] = value
         for key, value in (attrs or {}).items():
             f.attrs[key] = value
-        f.create_dataset("images", data=images, chunks=(1, *images.shape[1:]), compression="gzip", compression_opts=4, shuffle=True)
+        f.create_dataset(
+            "images", data=images, chunks=(1, *images.shape[1:]), compression="gzip", compression_opts=4, shuffle=True
+        )
         f.create_dataset("responses", data=responses)
         f.create_dataset("trial_image", data=trial_image)
         f.create_dataset("tiers", data=tiers.astype(object), dtype=_STR)
@@ -74,8 +80,11 @@ def write_dataset(
         group = f.create_group(NEURONS_GROUP)
         for name, values in (neurons or {}).items():
             values = np.asarray(values)
-            group.create_dataset(name, data=values.astype(object) if values.dtype.kind in "US" else values,
-                                 dtype=_STR if values.dtype.kind in "US" else None)
+            group.create_dataset(
+                name,
+                data=values.astype(object) if values.dtype.kind in "US" else values,
+                dtype=_STR if values.dtype.kind in "US" else None,
+            )
         if ground_truth is not None:
             _write_group(f.create_group(GROUND_TRUTH_GROUP), ground_truth)
     return stats
@@ -128,7 +137,9 @@ def read_hdf5(path: str | os.PathLike) -> NeuralDataset:
             try:
                 arrays[name] = item.asstr()[()] if h5py.check_string_dtype(item.dtype) else item[()]
             except (OSError, RuntimeError, ValueError) as err:
-                raise EggError(f"{path}: dataset {name!r} cannot be read (truncated or corrupt: {err}); expected {DATASETS[name]}") from err
+                raise EggError(
+                    f"{path}: dataset {name!r} cannot be read (truncated or corrupt: {err}); expected {DATASETS[name]}"
+                ) from err
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
         neurons = {}
         if NEURONS_GROUP in f:

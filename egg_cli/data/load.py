@@ -1,4 +1,5 @@
 """``load_dataset``: one entry point for HDF5 files and Sensorium folders."""
+
 from __future__ import annotations
 
 import os

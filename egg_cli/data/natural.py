@@ -5,10 +5,11 @@ data (``bundled_photographs``); any folder of images works the same way (``folde
 Crops are drawn at random positions and scales, so a few photographs give thousands of
 distinct natural patches with natural second-order statistics.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -16,9 +17,20 @@ from egg_cli.errors import EggError
 
 # Photographs of natural and man-made scenes; drawings, text and binary images are left out.
 SKIMAGE_PHOTOS = (
-    "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
-    "grass.png", "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png",
-    "motorcycle_right.png", "retina.jpg", "rocket.jpg",
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "moon.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
 )
 MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")

@@ -6,10 +6,11 @@ presentations are trials sharing an image), a tier per image (``tiers``) and per
 The same checks run on an HDF5 file and on a Sensorium folder, so both fail the same way.
 See docs/data_format.md.
 """
+
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -51,6 +52,7 @@ def validate_arrays(
     neuron_ids: np.ndarray,
 ) -> None:
     """Check shapes, finiteness, index ranges and tiers; raise EggError naming ``source`` and the field."""
+
     def fail(name: str, problem: str) -> None:
         raise EggError(f"{source}: {name} {problem}; expected {DATASETS[name]}")
 

@@ -11,6 +11,7 @@
 With ``frame_image_id`` each distinct image is stored once and its repeats become trials
 that share an image index; without it every trial has its own image.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,9 @@ def is_sensorium_folder(path: str | Path) -> bool:
 def _load_npy(root: Path, rel: Path) -> np.ndarray:
     file = root / rel
     if not file.exists():
-        raise EggError(f"{root}: {rel} is missing; expected the Sensorium folder layout (data/images, data/responses, meta/trials/tiers.npy, meta/neurons/unit_ids.npy)")
+        raise EggError(
+            f"{root}: {rel} is missing; expected the Sensorium folder layout (data/images, data/responses, meta/trials/tiers.npy, meta/neurons/unit_ids.npy)"
+        )
     try:
         return np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -130,5 +133,7 @@ def _stack(root: Path, rel: Path, arrays: list[np.ndarray]) -> np.ndarray:
         raise EggError(f"{root}: {rel} holds no trials; expected at least one <trial>.npy file")
     shapes = sorted({a.shape for a in arrays})
     if len(shapes) > 1:
-        raise EggError(f"{root}: {rel}/*.npy have different shapes {shapes[0]} and {shapes[1]}; expected one shape for all trials")
+        raise EggError(
+            f"{root}: {rel}/*.npy have different shapes {shapes[0]} and {shapes[1]}; expected one shape for all trials"
+        )
     return np.stack(arrays)

@@ -3,6 +3,7 @@
 ``load_prior(name_or_path, steps, device, **options)`` returns a :class:`Prior` (see
 docs/architecture.md, "Diffusion priors", and docs/prior.md).
 """
+
 from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
 from egg_cli.diffusion.gaussian import GaussianDiffusion
 from egg_cli.diffusion.loading import ADM256_FLAGS, DEFAULT_WEIGHTS, load_prior
@@ -12,7 +13,18 @@ from egg_cli.diffusion.spectral import SpectralModel, SpectralPrior, fit_spectra
 from egg_cli.diffusion.unet import UNetModel
 
 __all__ = [
-    "ADM256_FLAGS", "DEFAULT_WEIGHTS", "DiffusionConfig", "GaussianDiffusion", "LearnedPrior", "Prior",
-    "SpectralModel", "SpectralPrior", "UNetConfig", "UNetModel", "beta_schedule", "fit_spectral_model",
-    "load_prior", "space_timesteps",
+    "ADM256_FLAGS",
+    "DEFAULT_WEIGHTS",
+    "DiffusionConfig",
+    "GaussianDiffusion",
+    "LearnedPrior",
+    "Prior",
+    "SpectralModel",
+    "SpectralPrior",
+    "UNetConfig",
+    "UNetModel",
+    "beta_schedule",
+    "fit_spectral_model",
+    "load_prior",
+    "space_timesteps",
 ]

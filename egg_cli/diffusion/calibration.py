@@ -7,6 +7,7 @@ which under-disperses few-step ancestral samples (too smooth, too little contras
 pixel by the denoiser's own mean squared x0 error on training crops, measured at a grid of
 timesteps and interpolated to every timestep.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,14 @@ from egg_cli.diffusion.schedules import space_timesteps
 
 
 @torch.no_grad()
-def x0_mse_table(model: torch.nn.Module, diffusion: GaussianDiffusion, images: torch.Tensor, grid: str = "50",
-                 batch_size: int = 128, seed: int = 0) -> np.ndarray:
+def x0_mse_table(
+    model: torch.nn.Module,
+    diffusion: GaussianDiffusion,
+    images: torch.Tensor,
+    grid: str = "50",
+    batch_size: int = 128,
+    seed: int = 0,
+) -> np.ndarray:
     """Per-pixel mean squared x0 error of ``model`` on ``images`` (in [-1, 1]) for every timestep
     of the unrespaced ``diffusion``: measured at the ``grid`` respacing, linear in between,
     capped at the images' variance (the error of predicting the mean)."""

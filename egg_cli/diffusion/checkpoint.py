@@ -5,10 +5,12 @@ flags (``unet``, ``diffusion``), ``image_size``, ``channels``, the EMA weights (
 calibration table ``x0_mse`` (one value per timestep, see calibration.py);
 training checkpoints add ``model``, ``optimizer``, ``step`` and generator states for resuming.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,7 +43,11 @@ def state_dict_differences(model: nn.Module, state: Mapping[str, torch.Tensor]) 
     unexpected = [k for k in found if k not in expected]
     shapes = [f"{k} {found[k]} vs {expected[k]}" for k in expected if k in found and found[k] != expected[k]]
     out = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches (file vs flags)", shapes)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches (file vs flags)", shapes),
+    ):
         if items:
             more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
             out.append(f"{len(items)} {label}: {', '.join(items[:MAX_LISTED])}{more}")
@@ -65,8 +71,11 @@ def export_prior(checkpoint: Mapping[str, Any], path: str | Path) -> None:
     """Write the EMA weights and flags of a training checkpoint as a small prior file."""
     from egg_cli.io import atomic_path
 
-    keep = {k: checkpoint[k] for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data", "x0_mse")
-            if k in checkpoint and checkpoint[k] is not None}
+    keep = {
+        k: checkpoint[k]
+        for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data", "x0_mse")
+        if k in checkpoint and checkpoint[k] is not None
+    }
     keep["ema"] = {k: v.detach().clone().contiguous() for k, v in checkpoint["ema"].items()}
     with atomic_path(path) as tmp:
         torch.save(keep, tmp)

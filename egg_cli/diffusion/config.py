@@ -1,9 +1,11 @@
 """The flags of guided-diffusion's ``create_model`` and ``create_gaussian_diffusion`` as dataclasses."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from egg_cli.errors import EggError
 
@@ -51,7 +53,9 @@ class UNetConfig:
     def channel_mult_tuple(self) -> tuple[float, ...]:
         if self.channel_mult in ("", None):
             if self.image_size not in DEFAULT_CHANNEL_MULT:
-                raise EggError(f"channel_mult is empty and image_size={self.image_size} has no ADM default; expected e.g. channel_mult='1,2,2'")
+                raise EggError(
+                    f"channel_mult is empty and image_size={self.image_size} has no ADM default; expected e.g. channel_mult='1,2,2'"
+                )
             return DEFAULT_CHANNEL_MULT[self.image_size]
         return _parse_ints(self.channel_mult, "channel_mult")
 
@@ -61,7 +65,7 @@ class UNetConfig:
         return {self.image_size // int(r) for r in _parse_ints(self.attention_resolutions, "attention_resolutions")}
 
     @classmethod
-    def from_flags(cls, flags: Mapping[str, Any]) -> "UNetConfig":
+    def from_flags(cls, flags: Mapping[str, Any]) -> UNetConfig:
         """Build from guided-diffusion flags; keys that do not concern the UNet are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in dict(flags).items() if k in names}
@@ -81,7 +85,9 @@ class UNetConfig:
             )
         for m in self.channel_mult_tuple:
             if int(m * self.num_channels) % 32:
-                raise EggError(f"num_channels={self.num_channels} x channel_mult {m} is not a multiple of 32 (group norm uses 32 groups)")
+                raise EggError(
+                    f"num_channels={self.num_channels} x channel_mult {m} is not a multiple of 32 (group norm uses 32 groups)"
+                )
         if self.num_head_channels != -1 and any(
             int(m * self.num_channels) % self.num_head_channels for m in self.channel_mult_tuple
         ):
@@ -96,15 +102,15 @@ class DiffusionConfig:
     """Gaussian diffusion flags: schedule, parametrization, variance and respacing."""
 
     diffusion_steps: int = 1000
-    noise_schedule: str = "linear"          # linear | cosine
-    mean_type: str = "epsilon"              # epsilon | x0 | v
-    learn_sigma: bool = True                # learned-range variance (else fixed, see sigma_small)
-    sigma_small: bool = False               # fixed variance: posterior (small) or beta (large)
+    noise_schedule: str = "linear"  # linear | cosine
+    mean_type: str = "epsilon"  # epsilon | x0 | v
+    learn_sigma: bool = True  # learned-range variance (else fixed, see sigma_small)
+    sigma_small: bool = False  # fixed variance: posterior (small) or beta (large)
     timestep_respacing: str = ""
     rescale_timesteps: bool = False
 
     @classmethod
-    def from_flags(cls, flags: Mapping[str, Any]) -> "DiffusionConfig":
+    def from_flags(cls, flags: Mapping[str, Any]) -> DiffusionConfig:
         """Build from guided-diffusion flags (``predict_xstart`` maps to ``mean_type='x0'``)."""
         flags = dict(flags)
         mean_type = flags.get("mean_type") or ("x0" if flags.get("predict_xstart") else "epsilon")

@@ -1,7 +1,8 @@
 """Training images for diffusion priors: a bank of random natural crops drawn once, in [-1, 1]."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -1,4 +1,5 @@
 """Exponential moving average of model weights with warm-up."""
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """Pictures of diffusion priors: sample grids and spectra."""
+
 from __future__ import annotations
 
 import math

@@ -10,10 +10,11 @@ channels interpolate between the posterior variance and beta in log space), fixe
 (posterior) / large (beta), or calibrated: the posterior variance plus ``coef1^2`` times the
 denoiser's measured x0 error (``x0_mse``, see :mod:`egg_cli.diffusion.calibration`).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -118,9 +119,10 @@ class GaussianDiffusion:
 
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw x_t ~ q(x_t | x_0)."""
-        return extract(self.sqrt_alphas_cumprod, t, x_start.shape) * x_start + extract(
-            self.sqrt_one_minus_alphas_cumprod, t, x_start.shape
-        ) * noise
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x_start.shape) * x_start
+            + extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * noise
+        )
 
     def q_posterior_mean_variance(self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
         """Mean, variance and clipped log variance of q(x_{t-1} | x_t, x_0)."""
@@ -133,7 +135,10 @@ class GaussianDiffusion:
 
     # ---- conversions between parametrizations -------------------------------------------
     def predict_xstart_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return extract(self.sqrt_recip_alphas_cumprod, t, x_t.shape) * x_t - extract(self.sqrt_recipm1_alphas_cumprod, t, x_t.shape) * eps
+        return (
+            extract(self.sqrt_recip_alphas_cumprod, t, x_t.shape) * x_t
+            - extract(self.sqrt_recipm1_alphas_cumprod, t, x_t.shape) * eps
+        )
 
     def predict_eps_from_xstart(self, x_t: torch.Tensor, t: torch.Tensor, pred_xstart: torch.Tensor) -> torch.Tensor:
         return (extract(self.sqrt_recip_alphas_cumprod, t, x_t.shape) * x_t - pred_xstart) / extract(
@@ -141,10 +146,15 @@ class GaussianDiffusion:
         )
 
     def predict_xstart_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return extract(self.sqrt_alphas_cumprod, t, x_t.shape) * x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * v
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x_t.shape) * x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * v
+        )
 
     def v_target(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return extract(self.sqrt_alphas_cumprod, t, x_start.shape) * noise - extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * x_start
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x_start.shape) * noise
+            - extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * x_start
+        )
 
     # ---- reverse process -----------------------------------------------------------------
     def split_output(self, model_output: torch.Tensor, x: torch.Tensor, t: torch.Tensor):
@@ -176,7 +186,9 @@ class GaussianDiffusion:
             return self.predict_xstart_from_v(x, t, model_output)
         return self.predict_xstart_from_eps(x, t, model_output)
 
-    def p_mean_variance(self, model: Model, x: torch.Tensor, t: torch.Tensor, clip_denoised: bool = True) -> dict[str, torch.Tensor]:
+    def p_mean_variance(
+        self, model: Model, x: torch.Tensor, t: torch.Tensor, clip_denoised: bool = True
+    ) -> dict[str, torch.Tensor]:
         """Mean, variance, log variance and x0 prediction of p(x_{t-1} | x_t) at respaced indices ``t``."""
         model_output = model(x, self.model_timesteps(t)).float()
         mean_part, variance, log_variance = self.split_output(model_output, x, t)
@@ -186,7 +198,9 @@ class GaussianDiffusion:
         mean, _, _ = self.q_posterior_mean_variance(pred_xstart, x, t)
         return {"mean": mean, "variance": variance, "log_variance": log_variance, "pred_xstart": pred_xstart}
 
-    def ddim_sample(self, x: torch.Tensor, t: torch.Tensor, pred_xstart: torch.Tensor, noise: torch.Tensor, eta: float = 0.0) -> torch.Tensor:
+    def ddim_sample(
+        self, x: torch.Tensor, t: torch.Tensor, pred_xstart: torch.Tensor, noise: torch.Tensor, eta: float = 0.0
+    ) -> torch.Tensor:
         """One DDIM step from ``x`` at ``t`` given the x0 prediction (``eta=0``: deterministic)."""
         eps = self.predict_eps_from_xstart(x, t, pred_xstart)
         alpha_bar = extract(self.alphas_cumprod, t, x.shape)
@@ -202,7 +216,9 @@ class GaussianDiffusion:
         ac = torch.from_numpy(self.alphas_cumprod).to(t.device)[t]
         return (ac / (1 - ac)).float()
 
-    def vb_terms_bpd(self, output_mean: torch.Tensor, log_variance: torch.Tensor, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def vb_terms_bpd(
+        self, output_mean: torch.Tensor, log_variance: torch.Tensor, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """Variational bound term (bits per dimension) for a model mean and log variance."""
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x_start, x_t, t)
         kl = mean_flat(normal_kl(true_mean, true_log_var, output_mean, log_variance)) / math.log(2.0)

@@ -6,10 +6,12 @@
 - a path to an ``egg train-prior`` checkpoint (``prior.pt`` or ``checkpoint.pt``), or to any
   guided-diffusion state dict together with its ``flags``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -25,10 +27,23 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
 
 # guided-diffusion flags of 256x256_diffusion_uncond.pt (the EGG paper's prior)
 ADM256_FLAGS: dict[str, Any] = {
-    "image_size": 256, "num_channels": 256, "num_res_blocks": 2, "num_heads": 4, "num_heads_upsample": -1,
-    "num_head_channels": 64, "attention_resolutions": "32,16,8", "channel_mult": "", "dropout": 0.0,
-    "class_cond": False, "use_scale_shift_norm": True, "resblock_updown": True, "use_new_attention_order": False,
-    "learn_sigma": True, "diffusion_steps": 1000, "noise_schedule": "linear", "predict_xstart": False,
+    "image_size": 256,
+    "num_channels": 256,
+    "num_res_blocks": 2,
+    "num_heads": 4,
+    "num_heads_upsample": -1,
+    "num_head_channels": 64,
+    "attention_resolutions": "32,16,8",
+    "channel_mult": "",
+    "dropout": 0.0,
+    "class_cond": False,
+    "use_scale_shift_norm": True,
+    "resblock_updown": True,
+    "use_new_attention_order": False,
+    "learn_sigma": True,
+    "diffusion_steps": 1000,
+    "noise_schedule": "linear",
+    "predict_xstart": False,
     "rescale_timesteps": False,
 }
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -49,28 +64,40 @@ def _blocks_dtype(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision] if device.type == "cuda" else torch.float32
 
 
-def build_unet_prior(flags: Mapping[str, Any], state: Mapping[str, torch.Tensor], source: str, steps: str,
-                     device: torch.device, precision: str = "auto", clip_denoised: bool = False,
-                     x0_mse: Any = None) -> LearnedPrior:
+def build_unet_prior(
+    flags: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    steps: str,
+    device: torch.device,
+    precision: str = "auto",
+    clip_denoised: bool = False,
+    x0_mse: Any = None,
+) -> LearnedPrior:
     """A prior from guided-diffusion flags and a state dict, without a second copy of the weights:
     the UNet is built on the meta device and takes the (memory-mapped) tensors by assignment."""
     unet_config = UNetConfig.from_flags(flags)
     with torch.device("meta"):
         model = UNetModel(unet_config)
-    flag_text = ", ".join(f"{k}={flags[k]}" for k in ("image_size", "num_channels", "num_res_blocks", "channel_mult",
-                                                        "attention_resolutions", "learn_sigma") if k in flags)
+    flag_text = ", ".join(
+        f"{k}={flags[k]}"
+        for k in ("image_size", "num_channels", "num_res_blocks", "channel_mult", "attention_resolutions", "learn_sigma")
+        if k in flags
+    )
     load_weights(model, state, source, flag_text)
     dtype = _blocks_dtype(precision, device)
     model = model.to(device)
     if dtype != torch.float32:
         model.convert_blocks(dtype)
     diffusion = GaussianDiffusion(DiffusionConfig.from_flags(flags), str(steps), x0_mse=x0_mse)
-    return LearnedPrior(model, diffusion, unet_config.image_size, unet_config.in_channels, device,
-                        clip_denoised=clip_denoised, name=source)
+    return LearnedPrior(
+        model, diffusion, unet_config.image_size, unet_config.in_channels, device, clip_denoised=clip_denoised, name=source
+    )
 
 
-def _egg_checkpoint_prior(ckpt: Mapping[str, Any], source: str, steps: str, device: torch.device,
-                          precision: str, clip_denoised: bool) -> LearnedPrior:
+def _egg_checkpoint_prior(
+    ckpt: Mapping[str, Any], source: str, steps: str, device: torch.device, precision: str, clip_denoised: bool
+) -> LearnedPrior:
     for key in ("unet", "diffusion", "ema"):
         if key not in ckpt:
             raise EggError(f"prior checkpoint {source} has no {key!r} entry; expected a file written by egg train-prior")
@@ -78,8 +105,9 @@ def _egg_checkpoint_prior(ckpt: Mapping[str, Any], source: str, steps: str, devi
     return build_unet_prior(flags, ckpt["ema"], source, steps, device, precision, clip_denoised, ckpt.get("x0_mse"))
 
 
-def load_prior(name_or_path: str = "default", steps: str | int = "50", device: str | torch.device | None = "auto",
-               **options: Any) -> Prior:
+def load_prior(
+    name_or_path: str = "default", steps: str | int = "50", device: str | torch.device | None = "auto", **options: Any
+) -> Prior:
     """Load a diffusion prior respaced to ``steps`` ("50", "ddim25", "10,20", ...).
 
     Options: ``checkpoint`` (adm256: path of 256x256_diffusion_uncond.pt), ``flags``
@@ -98,14 +126,21 @@ def load_prior(name_or_path: str = "default", steps: str | int = "50", device: s
         from egg_cli.diffusion.spectral import SpectralPrior, fitted_to_photographs
 
         source = opts.pop("source", "bundled")
-        model = fitted_to_photographs(None if source in (None, "bundled") else str(source), int(opts.pop("image_size", 32)),
-                                      int(opts.pop("channels", 1)), int(opts.pop("fit_crops", 2000)), int(opts.pop("seed", 0)))
+        model = fitted_to_photographs(
+            None if source in (None, "bundled") else str(source),
+            int(opts.pop("image_size", 32)),
+            int(opts.pop("channels", 1)),
+            int(opts.pop("fit_crops", 2000)),
+            int(opts.pop("seed", 0)),
+        )
         prior: Prior = SpectralPrior.from_config(model, steps, dev, str(opts.pop("noise_schedule", "cosine")))
     elif name == "adm256":
         path = opts.pop("checkpoint", None)
         if path in (None, ""):
-            raise EggError("prior adm256 needs OpenAI's 256x256_diffusion_uncond.pt: set prior.checkpoint=/path/to/256x256_diffusion_uncond.pt "
-                           "(with method.prior=adm256: method.prior_options.checkpoint=...)")
+            raise EggError(
+                "prior adm256 needs OpenAI's 256x256_diffusion_uncond.pt: set prior.checkpoint=/path/to/256x256_diffusion_uncond.pt "
+                "(with method.prior=adm256: method.prior_options.checkpoint=...)"
+            )
         if not Path(str(path)).is_file():
             raise EggError(f"prior.checkpoint={path} does not exist; expected the path of OpenAI's 256x256_diffusion_uncond.pt")
         state = read_checkpoint(path, "adm256 checkpoint")
@@ -113,8 +148,10 @@ def load_prior(name_or_path: str = "default", steps: str | int = "50", device: s
     else:
         if name == "default":
             if not DEFAULT_WEIGHTS.is_file():
-                raise EggError(f"the default prior's weights {DEFAULT_WEIGHTS} are missing from the installation; "
-                               "reinstall egg or use prior=spectral")
+                raise EggError(
+                    f"the default prior's weights {DEFAULT_WEIGHTS} are missing from the installation; "
+                    "reinstall egg or use prior=spectral"
+                )
             path = DEFAULT_WEIGHTS
         else:
             path = Path(name)
@@ -130,8 +167,10 @@ def load_prior(name_or_path: str = "default", steps: str | int = "50", device: s
             state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
             prior = build_unet_prior(dict(flags), state, str(path), steps, dev, precision, clip)
         else:
-            raise EggError(f"prior checkpoint {path} was not written by egg train-prior; pass its guided-diffusion flags "
-                           "(prior_options.flags={image_size: ..., num_channels: ..., ...})")
+            raise EggError(
+                f"prior checkpoint {path} was not written by egg train-prior; pass its guided-diffusion flags "
+                "(prior_options.flags={image_size: ..., num_channels: ..., ...})"
+            )
     if opts:
         raise EggError(f"load_prior({name!r}) got unknown options {sorted(opts)}")
     return prior

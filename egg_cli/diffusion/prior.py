@@ -4,9 +4,10 @@ A prior wraps a respaced :class:`GaussianDiffusion` and a denoiser. Subclasses i
 :meth:`Prior.p_mean_variance`; the DDIM step and the step-by-step sampler with per-element
 generators and a guidance hook are shared.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -50,8 +51,14 @@ class Prior:
             return torch.zeros_like(z)
         return torch.exp(0.5 * out["log_variance"]) * z
 
-    def ddim_step(self, x_t: torch.Tensor, i: int, eta: float = 0.0, noise: torch.Tensor | None = None,
-                  out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def ddim_step(
+        self,
+        x_t: torch.Tensor,
+        i: int,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+        out: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """One DDIM step: ``dict(sample, pred_xstart)``; ``noise`` (standard normal) is needed when ``eta > 0``."""
         out = self.p_mean_variance(x_t, i) if out is None else out
         if noise is None:
@@ -77,7 +84,9 @@ class Prior:
         """
         self.check_shape(noise)
         if len(generators) != noise.shape[0]:
-            raise EggError(f"sample_progressive got {len(generators)} generators for a batch of {noise.shape[0]}; expected one per element")
+            raise EggError(
+                f"sample_progressive got {len(generators)} generators for a batch of {noise.shape[0]}; expected one per element"
+            )
         x = noise.to(self.device, torch.float32)
         shape = tuple(x.shape[1:])
         for i in reversed(range(self.num_steps)):
@@ -108,8 +117,16 @@ class Prior:
 class LearnedPrior(Prior):
     """A UNet denoiser (ADM or egg train-prior) on a respaced Gaussian diffusion."""
 
-    def __init__(self, model: UNetModel, diffusion: GaussianDiffusion, image_size: int, channels: int,
-                 device: torch.device, clip_denoised: bool = False, name: str = "") -> None:
+    def __init__(
+        self,
+        model: UNetModel,
+        diffusion: GaussianDiffusion,
+        image_size: int,
+        channels: int,
+        device: torch.device,
+        clip_denoised: bool = False,
+        name: str = "",
+    ) -> None:
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)

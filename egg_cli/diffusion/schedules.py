@@ -1,4 +1,5 @@
 """Noise schedules and timestep respacing with guided-diffusion's semantics."""
+
 from __future__ import annotations
 
 import math
@@ -16,6 +17,7 @@ def beta_schedule(name: str, num_steps: int) -> np.ndarray:
         scale = 1000 / num_steps
         return np.linspace(scale * 0.0001, scale * 0.02, num_steps, dtype=np.float64)
     if name == "cosine":
+
         def alpha_bar(t: float) -> float:
             return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
 

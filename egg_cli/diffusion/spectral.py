@@ -15,6 +15,7 @@ samples the Gaussian exactly for any respacing. The reported ``variance`` is the
 marginal variance of that transition. EGG with this prior against the learned prior shows
 what the learned prior adds beyond the second-order image statistics.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,11 +35,11 @@ from egg_cli.errors import EggError
 class SpectralModel:
     """Parameters of the Gaussian: per-channel mean, colour basis and per-component spectra."""
 
-    mean: np.ndarray          # (C,)
-    basis: np.ndarray         # (C, C) orthogonal; columns are colour components
-    amplitude: np.ndarray     # (C,) A_c
-    exponent: np.ndarray      # (C,) a_c
-    dc_power: np.ndarray      # (C,) D_c
+    mean: np.ndarray  # (C,)
+    basis: np.ndarray  # (C, C) orthogonal; columns are colour components
+    amplitude: np.ndarray  # (C,) A_c
+    exponent: np.ndarray  # (C,) a_c
+    dc_power: np.ndarray  # (C,) D_c
     image_size: int
 
     @property
@@ -110,14 +111,17 @@ class SpectralPrior(Prior):
         self.image_size = model.image_size
         self.channels = model.channels
         self.device = torch.device(device)
-        self.spectra = torch.from_numpy(model.spectra()).to(self.device)              # float64 (C, H, W)
-        self.basis = torch.from_numpy(model.basis).to(self.device)                    # float64 (C, C)
-        self.mean = torch.from_numpy(model.mean).to(self.device).view(1, -1, 1, 1)    # float64
+        self.spectra = torch.from_numpy(model.spectra()).to(self.device)  # float64 (C, H, W)
+        self.basis = torch.from_numpy(model.basis).to(self.device)  # float64 (C, C)
+        self.mean = torch.from_numpy(model.mean).to(self.device).view(1, -1, 1, 1)  # float64
 
     @classmethod
-    def from_config(cls, model: SpectralModel, steps: str, device: torch.device, noise_schedule: str = "cosine",
-                    diffusion_steps: int = 1000) -> "SpectralPrior":
-        config = DiffusionConfig(diffusion_steps=diffusion_steps, noise_schedule=noise_schedule, learn_sigma=False, sigma_small=True)
+    def from_config(
+        cls, model: SpectralModel, steps: str, device: torch.device, noise_schedule: str = "cosine", diffusion_steps: int = 1000
+    ) -> SpectralPrior:
+        config = DiffusionConfig(
+            diffusion_steps=diffusion_steps, noise_schedule=noise_schedule, learn_sigma=False, sigma_small=True
+        )
         return cls(model, GaussianDiffusion(config, str(steps)), device)
 
     def _to_components(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,8 +135,12 @@ class SpectralPrior(Prior):
 
     def _coefficients(self, i: int) -> tuple[float, float, float, float]:
         d = self.diffusion
-        return (float(d.alphas_cumprod[i]), float(d.posterior_variance[i]), float(d.posterior_mean_coef1[i]),
-                float(d.posterior_mean_coef2[i]))
+        return (
+            float(d.alphas_cumprod[i]),
+            float(d.posterior_variance[i]),
+            float(d.posterior_mean_coef1[i]),
+            float(d.posterior_mean_coef2[i]),
+        )
 
     def reverse_variance(self, i: int) -> torch.Tensor:
         """Per-frequency, per-component variance of the exact p(x_{i-1} | x_i): (C, H, W) float64."""
@@ -154,8 +162,12 @@ class SpectralPrior(Prior):
         comp_var = self.reverse_variance(i).mean(dim=(1, 2))
         pixel_var = (self.basis**2 @ comp_var).view(1, -1, 1, 1).expand_as(x)
         dtype = x_t.dtype
-        return {"mean": mean.to(dtype), "variance": pixel_var.to(dtype), "log_variance": pixel_var.log().to(dtype),
-                "pred_xstart": pred_xstart.to(dtype)}
+        return {
+            "mean": mean.to(dtype),
+            "variance": pixel_var.to(dtype),
+            "log_variance": pixel_var.log().to(dtype),
+            "pred_xstart": pred_xstart.to(dtype),
+        }
 
     def ancestral_noise(self, out: dict[str, torch.Tensor], i: int, z: torch.Tensor) -> torch.Tensor:
         """Noise with the exact reverse covariance: white ``z`` coloured per frequency and component."""

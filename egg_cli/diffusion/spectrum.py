@@ -1,4 +1,5 @@
 """Radially averaged power spectra of image batches and their log-log slope."""
+
 from __future__ import annotations
 
 import numpy as np

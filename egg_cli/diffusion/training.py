@@ -4,6 +4,7 @@ One run folder holds everything: ``checkpoint.pt`` (weights, EMA, optimizer, ste
 state: a run resumes from it), ``prior.pt`` (EMA weights only, what ``load_prior`` reads),
 ``metrics.csv``, PNG grids of samples at intervals and ``summary.json``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,27 +50,49 @@ class PriorSpec:
         return self.unet.in_channels
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "unet": self.unet.to_dict(), "diffusion": self.diffusion.to_dict(),
-                "image_size": self.image_size, "channels": self.channels}
+        return {
+            "format": FORMAT,
+            "unet": self.unet.to_dict(),
+            "diffusion": self.diffusion.to_dict(),
+            "image_size": self.image_size,
+            "channels": self.channels,
+        }
 
 
 def spec_from_config(cfg: DictConfig) -> PriorSpec:
     """Build the prior's architecture from the ``data``, ``unet`` and ``diffusion`` sections."""
     unet_flags = dict(OmegaConf.to_container(cfg.unet, resolve=True))
     diff_flags = dict(OmegaConf.to_container(cfg.diffusion, resolve=True))
-    unet_flags.update(image_size=int(cfg.data.image_size), in_channels=int(cfg.data.channels),
-                      learn_sigma=bool(diff_flags.get("learn_sigma", True)))
+    unet_flags.update(
+        image_size=int(cfg.data.image_size),
+        in_channels=int(cfg.data.channels),
+        learn_sigma=bool(diff_flags.get("learn_sigma", True)),
+    )
     diff_flags["timestep_respacing"] = ""
     return PriorSpec(UNetConfig.from_flags(unet_flags), DiffusionConfig.from_flags(diff_flags))
 
 
-def build_learned_prior(spec: PriorSpec, weights: dict, respacing: str, device: torch.device,
-                        clip_denoised: bool = False, name: str = "", x0_mse: Any = None) -> LearnedPrior:
+def build_learned_prior(
+    spec: PriorSpec,
+    weights: dict,
+    respacing: str,
+    device: torch.device,
+    clip_denoised: bool = False,
+    name: str = "",
+    x0_mse: Any = None,
+) -> LearnedPrior:
     """A :class:`LearnedPrior` from an architecture and its (EMA) weights."""
     model = UNetModel(spec.unet)
     model.load_state_dict(weights, strict=True)
-    return LearnedPrior(model.to(device), GaussianDiffusion(spec.diffusion, respacing, x0_mse=x0_mse), spec.image_size,
-                        spec.channels, device, clip_denoised=clip_denoised, name=name)
+    return LearnedPrior(
+        model.to(device),
+        GaussianDiffusion(spec.diffusion, respacing, x0_mse=x0_mse),
+        spec.image_size,
+        spec.channels,
+        device,
+        clip_denoised=clip_denoised,
+        name=name,
+    )
 
 
 def _resume_path(resume: Any, out_dir: Path) -> Path | None:
@@ -112,9 +135,15 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if resume is not None:
         ckpt = read_checkpoint(resume, "resume checkpoint")
         if ckpt.get("unet") != spec.unet.to_dict() or ckpt.get("diffusion") != spec.diffusion.to_dict():
-            diffs = [f"{k}: {ckpt.get(s, {}).get(k)!r} vs {v!r}" for s, d in (("unet", spec.unet.to_dict()), ("diffusion", spec.diffusion.to_dict()))
-                     for k, v in d.items() if ckpt.get(s, {}).get(k) != v]
-            raise EggError(f"resume checkpoint {resume} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or resume=none")
+            diffs = [
+                f"{k}: {ckpt.get(s, {}).get(k)!r} vs {v!r}"
+                for s, d in (("unet", spec.unet.to_dict()), ("diffusion", spec.diffusion.to_dict()))
+                for k, v in d.items()
+                if ckpt.get(s, {}).get(k) != v
+            ]
+            raise EggError(
+                f"resume checkpoint {resume} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or resume=none"
+            )
         diffs = state_dict_differences(model, ckpt["model"])
         if diffs:
             raise EggError(f"resume checkpoint {resume} does not fit the UNet: {'; '.join(diffs)}")
@@ -131,7 +160,14 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     t0 = time.time()
     bank = CropBank(source, int(data.bank_size), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed))
     crop_slope = spectral_slope(bank.sample(256, seed=int(cfg.seed)))
-    log.info("crop bank: %d crops of %dx%d in %.1fs; crop spectral slope %.3f", len(bank), spec.image_size, spec.image_size, time.time() - t0, crop_slope)
+    log.info(
+        "crop bank: %d crops of %dx%d in %.1fs; crop spectral slope %.3f",
+        len(bank),
+        spec.image_size,
+        spec.image_size,
+        time.time() - t0,
+        crop_slope,
+    )
     save_image_grid(bank.sample(64, seed=int(cfg.seed)), out_dir / "crops.png", nrow=8)
 
     total = int(tr.steps)
@@ -142,10 +178,20 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         return elapsed_before + time.time() - start_time
 
     def save_checkpoint() -> None:
-        ckpt = {**spec.to_dict(), "model": model.state_dict(), "ema": ema.shadow.state_dict(), "ema_updates": ema.updates,
-                "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
-                "metrics": metrics, "elapsed_s": elapsed(), "x0_mse": x0_mse, "config": OmegaConf.to_container(cfg, resolve=True),
-                "data": {"source": str(data.source), "scale_range": list(data.scale_range), "crop_slope": crop_slope}}
+        ckpt = {
+            **spec.to_dict(),
+            "model": model.state_dict(),
+            "ema": ema.shadow.state_dict(),
+            "ema_updates": ema.updates,
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "step": step,
+            "metrics": metrics,
+            "elapsed_s": elapsed(),
+            "x0_mse": x0_mse,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "data": {"source": str(data.source), "scale_range": list(data.scale_range), "crop_slope": crop_slope},
+        }
         with atomic_path(out_dir / "checkpoint.pt") as tmp:
             torch.save(ckpt, tmp)
         export_prior(ckpt, out_dir / "prior.pt")
@@ -156,9 +202,12 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         nonlocal x0_mse
         if calibrate:
             crops = bank.sample(int(cfg.get("calibration_crops", 64)), seed=int(cfg.seed) + 1).to(device)
-            x0_mse = x0_mse_table(ema.shadow, diffusion, crops, str(cfg.get("calibration_grid", "25")), seed=int(cfg.seed)).tolist()
-        prior = build_learned_prior(spec, ema.shadow.state_dict(), str(cfg.sample_steps), device,
-                                    clip_denoised=bool(cfg.clip_denoised), x0_mse=x0_mse)
+            x0_mse = x0_mse_table(
+                ema.shadow, diffusion, crops, str(cfg.get("calibration_grid", "25")), seed=int(cfg.seed)
+            ).tolist()
+        prior = build_learned_prior(
+            spec, ema.shadow.state_dict(), str(cfg.sample_steps), device, clip_denoised=bool(cfg.clip_denoised), x0_mse=x0_mse
+        )
         samples = prior.sample(int(cfg.sample_count), seed=int(cfg.seed))
         save_image_grid(samples, out_dir / f"samples_{step:06d}.png")
         return spectral_slope(samples)
@@ -174,20 +223,32 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         terms = diffusion.training_losses(model, x, t, noise, str(tr.weighting), float(tr.min_snr_gamma))
         loss = terms["loss"].mean()
         if not torch.isfinite(loss):
-            raise EggError(f"training loss became {loss.item()} at step {step}; lower training.lr (now {tr.lr}) or check the images")
+            raise EggError(
+                f"training loss became {loss.item()} at step {step}; lower training.lr (now {tr.lr}) or check the images"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tr.grad_clip))
         optimizer.step()
         ema.update(model)
         step += 1
-        window.append({"loss": loss.item(), "mse": terms["mse"].mean().item(),
-                       "vb": terms["vb"].mean().item() if "vb" in terms else 0.0, "grad_norm": float(grad_norm)})
+        window.append(
+            {
+                "loss": loss.item(),
+                "mse": terms["mse"].mean().item(),
+                "vb": terms["vb"].mean().item() if "vb" in terms else 0.0,
+                "grad_norm": float(grad_norm),
+            }
+        )
         bar.update(1)
         sample_now = int(cfg.sample_every) > 0 and (step % int(cfg.sample_every) == 0 or step == total)
         if step % int(cfg.log_every) == 0 or sample_now or step == total:
-            row = {"step": step, "elapsed_s": round(elapsed(), 1), "lr": optimizer.param_groups[0]["lr"],
-                   **{k: sum(w[k] for w in window) / len(window) for k in window[0]}}
+            row = {
+                "step": step,
+                "elapsed_s": round(elapsed(), 1),
+                "lr": optimizer.param_groups[0]["lr"],
+                **{k: sum(w[k] for w in window) / len(window) for k in window[0]},
+            }
             window = []
             if sample_now:
                 row["sample_slope"] = sample_grid()
@@ -202,10 +263,16 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if metrics:
         save_training_curves(metrics, out_dir / "training.png")
     last = metrics[-1] if metrics else {}
-    summary = {"steps": step, "elapsed_s": round(elapsed(), 1), "final_loss": last.get("loss"),
-               "sample_slope": next((m["sample_slope"] for m in reversed(metrics) if "sample_slope" in m), None),
-               "crop_slope": crop_slope, "parameters": sum(p.numel() for p in model.parameters()),
-               "images_per_s": round(step * int(tr.batch_size) / max(elapsed(), 1e-9), 2),
-               "prior": str(out_dir / "prior.pt"), "status": "finished"}
+    summary = {
+        "steps": step,
+        "elapsed_s": round(elapsed(), 1),
+        "final_loss": last.get("loss"),
+        "sample_slope": next((m["sample_slope"] for m in reversed(metrics) if "sample_slope" in m), None),
+        "crop_slope": crop_slope,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "images_per_s": round(step * int(tr.batch_size) / max(elapsed(), 1e-9), 2),
+        "prior": str(out_dir / "prior.pt"),
+        "status": "finished",
+    }
     write_json(out_dir / "summary.json", summary)
     return summary

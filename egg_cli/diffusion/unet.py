@@ -6,6 +6,7 @@ and, inside them, ``in_layers``/``emb_layers``/``out_layers``/``skip_connection`
 ``load_state_dict(strict=True)`` works on ``256x256_diffusion_uncond.pt``. The network is
 configured by :class:`~egg_cli.diffusion.config.UNetConfig` (the flags of ``create_model``).
 """
+
 from __future__ import annotations
 
 import math
@@ -125,9 +126,7 @@ class ResBlock(TimestepBlock):
             nn.Dropout(p=dropout),
             zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
-        self.skip_connection: nn.Module = (
-            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
-        )
+        self.skip_connection: nn.Module = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         if self.updown:
@@ -168,7 +167,9 @@ def qkv_attention(qkv: torch.Tensor, num_heads: int, new_order: bool) -> torch.T
 class AttentionBlock(nn.Module):
     """Spatial self-attention with a residual connection (keys ``norm``, ``qkv``, ``proj_out``)."""
 
-    def __init__(self, channels: int, num_heads: int = 1, num_head_channels: int = -1, use_new_attention_order: bool = False) -> None:
+    def __init__(
+        self, channels: int, num_heads: int = 1, num_head_channels: int = -1, use_new_attention_order: bool = False
+    ) -> None:
         super().__init__()
         if num_head_channels == -1:
             self.num_heads = num_heads

@@ -4,13 +4,14 @@ Every stage is the ordinary egg command run in-process (:func:`~egg_cli.evaluati
 so the demo folder holds normal run folders (``simulate/``, ``train/<arch>/member_<k>/``,
 ``synth/<arch>/<method>/``, ``evaluate/``) that can be inspected, re-run or reused.
 """
+
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def select_neurons(checkpoints: Mapping[str, Sequence[Path]], n_generating: int,
     from egg_cli.models import read_checkpoint
 
     correlations = []
-    for arch, paths in checkpoints.items():
+    for paths in checkpoints.values():
         for path in paths[:n_generating]:
             corr = read_checkpoint(path).get("test_correlation")
             if corr is None:
@@ -120,8 +121,15 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
 
     def stage(command: str, overrides: list[str], folder: Path, label: str, seed: int = plan.seed) -> StageResult:
         result = run_stage(command, [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
-        stages.append({"stage": label, "command": command, "folder": str(folder.relative_to(out)), "seconds": result.seconds,
-                       "cpu_seconds": result.cpu_seconds})
+        stages.append(
+            {
+                "stage": label,
+                "command": command,
+                "folder": str(folder.relative_to(out)),
+                "seconds": result.seconds,
+                "cpu_seconds": result.cpu_seconds,
+            }
+        )
         log.info("%s finished in %.1f s", label, result.seconds)
         return result
 
@@ -138,8 +146,13 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
         checkpoints[arch], train_summaries[arch] = [], []
         for k in range(plan.members):
             folder = out / "train" / arch / f"member_{k}"
-            res = stage("train", [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train],
-                        folder, f"train {arch} member {k}", seed=plan.seed + k)
+            res = stage(
+                "train",
+                [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train],
+                folder,
+                f"train {arch} member {k}",
+                seed=plan.seed + k,
+            )
             checkpoints[arch].append(folder / "model.pt")
             train_summaries[arch].append(res.summary)
 
@@ -162,26 +175,53 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
         for arch, paths in checkpoints.items():
             folder = out / "synth" / arch / method
             generating = [str(p) for p in paths[: plan.generating]]
-            res = stage("synth", [
-                f"model={override_value(generating)}", f"neurons={override_value(neurons)}",
-                f"seeds={override_value(list(plan.seeds))}", f"dataset_path={override_value(str(dataset))}",
-                "natural.enabled=false", f"progress={override_value(plan.progress)}", *method_overrides,
-            ], folder, f"synth {arch} {method}")
+            res = stage(
+                "synth",
+                [
+                    f"model={override_value(generating)}",
+                    f"neurons={override_value(neurons)}",
+                    f"seeds={override_value(list(plan.seeds))}",
+                    f"dataset_path={override_value(str(dataset))}",
+                    "natural.enabled=false",
+                    f"progress={override_value(plan.progress)}",
+                    *method_overrides,
+                ],
+                folder,
+                f"synth {arch} {method}",
+            )
             runs[(arch, method)] = folder
             synth_summaries[(arch, method)] = res.summary
 
     # 5. every image in the held-out ensembles of every architecture and in the ground truth
-    evaluators: dict[str, Any] = {f"{arch}_heldout": [str(p) for p in paths[plan.generating :]] for arch, paths in checkpoints.items()}
+    evaluators: dict[str, Any] = {
+        f"{arch}_heldout": [str(p) for p in paths[plan.generating :]] for arch, paths in checkpoints.items()
+    }
     evaluators[GROUND_TRUTH] = GROUND_TRUTH
     run_specs = [{"path": str(folder), "method": method, "generator": arch} for (arch, method), folder in runs.items()]
     reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
-    ev = stage("evaluate", [f"runs={override_value(run_specs)}", f"evaluators={override_value(evaluators)}",
-                            f"dataset_path={override_value(str(dataset))}", f"reference={override_value(reference)}",
-                            *plan.evaluate], out / "evaluate", "evaluate")
+    ev = stage(
+        "evaluate",
+        [
+            f"runs={override_value(run_specs)}",
+            f"evaluators={override_value(evaluators)}",
+            f"dataset_path={override_value(str(dataset))}",
+            f"reference={override_value(reference)}",
+            *plan.evaluate,
+        ],
+        out / "evaluate",
+        "evaluate",
+    )
     return DemoResult(
-        out_dir=out, dataset=dataset, checkpoints=checkpoints, neurons=neurons,
-        neuron_ids=[v.item() if hasattr(v, "item") else v for v in neuron_ids], runs=runs, skipped_methods=skipped,
-        evaluation_dir=out / "evaluate", stages=stages, train_summaries=train_summaries,
-        synth_summaries=synth_summaries, evaluation={**ev.summary, "simulate": sim.summary,
-                                                     "mean_test_correlation_selected": float(np.mean(mean_corr[neurons]))},
+        out_dir=out,
+        dataset=dataset,
+        checkpoints=checkpoints,
+        neurons=neurons,
+        neuron_ids=[v.item() if hasattr(v, "item") else v for v in neuron_ids],
+        runs=runs,
+        skipped_methods=skipped,
+        evaluation_dir=out / "evaluate",
+        stages=stages,
+        train_summaries=train_summaries,
+        synth_summaries=synth_summaries,
+        evaluation={**ev.summary, "simulate": sim.summary, "mean_test_correlation_selected": float(np.mean(mean_corr[neurons]))},
     )

@@ -5,10 +5,12 @@
 - a checkpoint, a train run folder, a multirun folder or a glob: one model or an ensemble;
 - a list of those: an ensemble averaging its members (e.g. the held-out seeds).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -51,4 +53,3 @@ def _is_sequence(value: Any) -> bool:
     from omegaconf import ListConfig
 
     return isinstance(value, (list, tuple, ListConfig))
-

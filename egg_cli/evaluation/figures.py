@@ -1,7 +1,8 @@
 """Figures of an evaluation: activation heatmap, method-vs-method scatter plots, image grids."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,8 +18,7 @@ def heatmap_figure(evaluation: Evaluation, rows: Sequence[dict]):
     values = np.array([[[lookup.get((g, m, e), {}).get("mean", np.nan) for e in evals] for m in methods] for g in gens])
     finite = values[np.isfinite(values)]
     vmax = max(1.0, float(finite.max())) if finite.size else 1.0
-    fig, axes = plt.subplots(1, len(gens), figsize=(1.1 * len(evals) * len(gens) + 2.5, 0.55 * len(methods) + 1.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(gens), figsize=(1.1 * len(evals) * len(gens) + 2.5, 0.55 * len(methods) + 1.8), squeeze=False)
     for ax, g, panel in zip(axes[0], gens, values):
         image = ax.imshow(panel, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         for i, m in enumerate(methods):
@@ -28,8 +28,7 @@ def heatmap_figure(evaluation: Evaluation, rows: Sequence[dict]):
                     continue
                 sem = row["sem"]
                 text = f"{row['mean']:.2f}" + (f"\n±{sem:.2f}" if np.isfinite(sem) else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if row["mean"] < 0.6 * vmax else "black")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if row["mean"] < 0.6 * vmax else "black")
         ax.set_xticks(range(len(evals)), evals, rotation=35, ha="right", fontsize=8)
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
         ax.set_title(f"generated on {g}", fontsize=9)
@@ -60,7 +59,11 @@ def scatter_figure(evaluation: Evaluation, a: str, b: str, comparisons: Sequence
             title = e
             if comp is not None and np.isfinite(comp["slope"]):
                 ax.plot([0, top], [0, comp["slope"] * top], color="C3", lw=1.2)
-                title += f"\nslope {comp['slope']:.2f}, p={comp['p_value']:.2g}" if np.isfinite(comp["p_value"]) else f"\nslope {comp['slope']:.2f}"
+                title += (
+                    f"\nslope {comp['slope']:.2f}, p={comp['p_value']:.2g}"
+                    if np.isfinite(comp["p_value"])
+                    else f"\nslope {comp['slope']:.2f}"
+                )
             ax.set_xlim(low, top)
             ax.set_ylim(low, top)
             ax.set_title(title, fontsize=8)
@@ -88,8 +91,9 @@ def image_grid_figure(runs_by_method: dict[str, list[SynthesisRun]], max_neurons
         keys = np.asarray([str(v) for v in ids])
         chosen[method] = {u: images[np.flatnonzero(used & (keys == u))[0]] for u in uid}
     shared = [u for u in next(iter(chosen.values())) if all(u in c for c in chosen.values())][:max_neurons]
-    fig, axes = plt.subplots(len(methods), max(1, len(shared)), figsize=(1.2 * max(1, len(shared)) + 0.6, 1.25 * len(methods) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(methods), max(1, len(shared)), figsize=(1.2 * max(1, len(shared)) + 0.6, 1.25 * len(methods) + 0.4), squeeze=False
+    )
     for i, method in enumerate(methods):
         for j in range(axes.shape[1]):
             ax = axes[i, j]

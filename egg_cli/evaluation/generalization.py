@@ -11,12 +11,13 @@ The protocol (EGG paper, Xiao & Kreiman 2020):
    (``seeds="mean"``);
 4. the methods of one generator are compared on the neurons they all have (``common``).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -119,8 +120,9 @@ def common_contrast(runs: Sequence[SynthesisRun], tolerance: float = 0.01) -> fl
     return float(np.median(values))
 
 
-def select_per_neuron(neuron_ids: np.ndarray, seeds: np.ndarray, scores: np.ndarray, normalized: np.ndarray,
-                      how: str = "best") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def select_per_neuron(
+    neuron_ids: np.ndarray, seeds: np.ndarray, scores: np.ndarray, normalized: np.ndarray, how: str = "best"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One value per neuron: the seed with the best generator score, or the mean over seeds.
 
     Returns (neuron ids sorted as text, value per neuron, boolean mask of the images used).
@@ -173,8 +175,11 @@ def evaluate_runs(
     id_values = {str(v): v for r in runs for v in r.neuron_ids}
     wanted = np.asarray([id_values[k] for k in all_ids])
     evaluation = Evaluation(
-        generators=_ordered(g for g, _ in groups), methods=_ordered(m for _, m in groups),
-        evaluators=names, runs=groups, seeds=seeds,
+        generators=_ordered(g for g, _ in groups),
+        methods=_ordered(m for _, m in groups),
+        evaluators=names,
+        runs=groups,
+        seeds=seeds,
     )
     for ev in tqdm(evaluators, desc="evaluators", unit="model"):
         ev.model.eval()
@@ -195,21 +200,36 @@ def evaluate_runs(
                 resp = score_raw_images(ev.model, run.images_raw, contrast, None, batch_size, device, fit)
                 resp = resp[np.arange(len(cols)), cols]
                 norm = resp / np.asarray([ceiling[str(v)] for v in run.neuron_ids])
-                ids.append(run.neuron_ids); seeds_.append(run.seeds); scores.append(run.scores)
-                normalized.append(norm); responses.append(resp)
-            ids_a = np.concatenate(ids); seeds_a = np.concatenate(seeds_); scores_a = np.concatenate(scores)
-            norm_a = np.concatenate(normalized); resp_a = np.concatenate(responses)
+                ids.append(run.neuron_ids)
+                seeds_.append(run.seeds)
+                scores.append(run.scores)
+                normalized.append(norm)
+                responses.append(resp)
+            ids_a = np.concatenate(ids)
+            seeds_a = np.concatenate(seeds_)
+            scores_a = np.concatenate(scores)
+            norm_a = np.concatenate(normalized)
+            resp_a = np.concatenate(responses)
             if keep is not None:
                 mask = np.isin(np.asarray([str(v) for v in ids_a]), list(keep[gen]))
                 ids_a, seeds_a, scores_a, norm_a, resp_a = ids_a[mask], seeds_a[mask], scores_a[mask], norm_a[mask], resp_a[mask]
             uid, values, used = select_per_neuron(ids_a, seeds_a, scores_a, norm_a, seeds)
             evaluation.per_neuron[(gen, method, ev.name)] = (uid, values)
             for k in range(len(ids_a)):
-                evaluation.records.append({
-                    "generator": gen, "method": method, "evaluator": ev.name, "neuron_id": ids_a[k],
-                    "seed": int(seeds_a[k]), "generator_score": float(scores_a[k]), "response": float(resp_a[k]),
-                    "best_natural": ceiling[str(ids_a[k])], "normalized": float(norm_a[k]), "selected": bool(used[k]),
-                })
+                evaluation.records.append(
+                    {
+                        "generator": gen,
+                        "method": method,
+                        "evaluator": ev.name,
+                        "neuron_id": ids_a[k],
+                        "seed": int(seeds_a[k]),
+                        "generator_score": float(scores_a[k]),
+                        "response": float(resp_a[k]),
+                        "best_natural": ceiling[str(ids_a[k])],
+                        "normalized": float(norm_a[k]),
+                        "selected": bool(used[k]),
+                    }
+                )
     return evaluation
 
 
@@ -223,13 +243,18 @@ def activation_table(evaluation: Evaluation) -> list[dict]:
                     continue
                 _, values = evaluation.values(gen, method, ev)
                 n = len(values)
-                rows.append({
-                    "generator": gen, "evaluator": ev, "method": method, "neurons": n,
-                    "mean": float(values.mean()) if n else float("nan"),
-                    "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-                    "median": float(np.median(values)) if n else float("nan"),
-                    "fraction_above_natural": float(np.mean(values > 1.0)) if n else float("nan"),
-                })
+                rows.append(
+                    {
+                        "generator": gen,
+                        "evaluator": ev,
+                        "method": method,
+                        "neurons": n,
+                        "mean": float(values.mean()) if n else float("nan"),
+                        "sem": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+                        "median": float(np.median(values)) if n else float("nan"),
+                        "fraction_above_natural": float(np.mean(values > 1.0)) if n else float("nan"),
+                    }
+                )
     return rows
 
 
@@ -278,16 +303,21 @@ def compute_table(evaluation: Evaluation, reference: str | None = "ga") -> list[
     for (gen, method), members in evaluation.runs.items():
         times = [r.seconds_per_image for r in members if r.seconds_per_image is not None]
         n_images = sum(len(r.images_raw) for r in members)
-        weighted = (sum(r.seconds_per_image * len(r.images_raw) for r in members if r.seconds_per_image is not None)
-                    / max(1, sum(len(r.images_raw) for r in members if r.seconds_per_image is not None)))
+        weighted = sum(r.seconds_per_image * len(r.images_raw) for r in members if r.seconds_per_image is not None) / max(
+            1, sum(len(r.images_raw) for r in members if r.seconds_per_image is not None)
+        )
         steps = sorted({r.steps for r in members if r.steps is not None})
         budget = sorted({r.budget for r in members if r.budget is not None})
-        rows.append({
-            "generator": gen, "method": method, "images": n_images,
-            "seconds_per_image": float(weighted) if times else float("nan"),
-            "steps": ",".join(str(s) for s in steps),
-            "budget": ",".join(str(b) for b in budget),
-        })
+        rows.append(
+            {
+                "generator": gen,
+                "method": method,
+                "images": n_images,
+                "seconds_per_image": float(weighted) if times else float("nan"),
+                "steps": ",".join(str(s) for s in steps),
+                "budget": ",".join(str(b) for b in budget),
+            }
+        )
     for row in rows:
         ref = next((r for r in rows if r["generator"] == row["generator"] and r["method"] == reference), None)
         ok = ref is not None and np.isfinite(ref["seconds_per_image"]) and ref["seconds_per_image"] > 0
@@ -298,7 +328,7 @@ def compute_table(evaluation: Evaluation, reference: str | None = "ga") -> list[
 def _kept_neurons(groups: Mapping[tuple[str, str], list[SynthesisRun]]) -> dict[str, set[str]]:
     """Per generator, the neuron ids every one of its methods has."""
     kept: dict[str, set[str]] = {}
-    for (gen, method), members in groups.items():
+    for (gen, _method), members in groups.items():
         ids = {str(v) for r in members for v in r.neuron_ids}
         kept[gen] = ids if gen not in kept else kept[gen] & ids
     for gen, ids in kept.items():

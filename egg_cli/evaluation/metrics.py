@@ -3,6 +3,7 @@
 Responses are trials x neurons with ``trial_image`` giving each trial's image index, so repeated
 presentations of an image are the trials that share an index.
 """
+
 from __future__ import annotations
 
 import numpy as np

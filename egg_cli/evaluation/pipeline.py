@@ -1,12 +1,14 @@
 """`egg evaluate` as a library call: load runs and evaluators, score, write tables and figures."""
+
 from __future__ import annotations
 
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,8 +58,12 @@ class EvaluationSettings:
         from egg_cli.evaluation.generalization import SEED_SELECTIONS
         from egg_cli.synthesis.adapter import FITS
 
-        choices = {"seeds": (self.seeds, SEED_SELECTIONS), "neurons": (self.neurons, ("common", "all")),
-                   "natural.tier": (self.natural_tier, NATURAL_TIERS), "fit": (self.fit, FITS)}
+        choices = {
+            "seeds": (self.seeds, SEED_SELECTIONS),
+            "neurons": (self.neurons, ("common", "all")),
+            "natural.tier": (self.natural_tier, NATURAL_TIERS),
+            "fit": (self.fit, FITS),
+        }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise EggError(f"{key}={value!r} unknown; expected one of {', '.join(allowed)}")
@@ -77,15 +83,18 @@ def load_runs(specs: Sequence[Any]) -> list[SynthesisRun]:
             runs.append(load_synthesis_run(spec))
         elif isinstance(spec, Mapping):
             if "path" not in spec:
-                raise EggError(f"runs[{k}]={dict(spec)} has no path; expected {{path: run folder, method: label, generator: label}}")
+                raise EggError(
+                    f"runs[{k}]={dict(spec)} has no path; expected {{path: run folder, method: label, generator: label}}"
+                )
             runs.append(load_synthesis_run(spec["path"], spec.get("method"), spec.get("generator")))
         else:
             raise EggError(f"runs[{k}]={spec!r} not understood; expected a run folder or {{path, method, generator}}")
     return runs
 
 
-def natural_images(dataset_path: str | os.PathLike, tier: str = "all", max_images: int | None = None,
-                   seed: int = 0) -> np.ndarray:
+def natural_images(
+    dataset_path: str | os.PathLike, tier: str = "all", max_images: int | None = None, seed: int = 0
+) -> np.ndarray:
     """Raw natural images of a dataset (all tiers or one), optionally a seeded random subset."""
     from egg_cli.data.load import load_dataset
 
@@ -111,8 +120,10 @@ def resolve_dataset(dataset_path: str | None, runs: Sequence[SynthesisRun], eval
     if len(recorded) == 1:
         return recorded.pop()
     if not recorded:
-        raise EggError("dataset_path is not set and neither the runs nor the models record their dataset; "
-                       "set dataset_path=path/to/dataset.h5")
+        raise EggError(
+            "dataset_path is not set and neither the runs nor the models record their dataset; "
+            "set dataset_path=path/to/dataset.h5"
+        )
     raise EggError(f"runs and models record different datasets ({', '.join(sorted(recorded))}); set dataset_path= to choose")
 
 
@@ -128,8 +139,9 @@ def evaluate(
     """Score, tabulate and plot; write every output into ``out_dir``; return the summary."""
     out = Path(out_dir)
     contrast = common_contrast(runs) if settings.rms_contrast is None else float(settings.rms_contrast)
-    evaluation = evaluate_runs(runs, evaluators, natural_raw, contrast, settings.seeds, settings.neurons,
-                               settings.batch_size, device, settings.fit)
+    evaluation = evaluate_runs(
+        runs, evaluators, natural_raw, contrast, settings.seeds, settings.neurons, settings.batch_size, device, settings.fit
+    )
     rows = activation_table(evaluation)
     pairs = [tuple(p) for p in settings.compare] if settings.compare else default_pairs(evaluation.methods, settings.reference)
     comparisons = method_comparisons(evaluation, pairs, settings.bootstrap, settings.seed)
@@ -142,10 +154,10 @@ def evaluate(
         "generators": evaluation.generators,
         "methods": evaluation.methods,
         "evaluators": {e.name: e.kind for e in evaluators},
-        "runs": [{"path": str(r.path), "method": r.method, "generator": r.generator, "images": int(len(r.images_raw))} for r in runs],
-        "mean_normalized_activation": {
-            f"{r['generator']} | {r['evaluator']} | {r['method']}": r["mean"] for r in rows
-        },
+        "runs": [
+            {"path": str(r.path), "method": r.method, "generator": r.generator, "images": int(len(r.images_raw))} for r in runs
+        ],
+        "mean_normalized_activation": {f"{r['generator']} | {r['evaluator']} | {r['method']}": r["mean"] for r in rows},
         "comparisons": [
             {k: c[k] for k in ("generator", "evaluator", "method_a", "method_b", "n", "slope", "p_value", "p_holm")}
             for c in comparisons
@@ -159,13 +171,26 @@ def evaluate(
     return summary
 
 
-def write_outputs(out: Path, evaluation: Evaluation, rows: list[dict], comparisons: list[dict], compute: list[dict],
-                  pairs: Sequence[tuple[str, str]], settings: EvaluationSettings) -> list[str]:
+def write_outputs(
+    out: Path,
+    evaluation: Evaluation,
+    rows: list[dict],
+    comparisons: list[dict],
+    compute: list[dict],
+    pairs: Sequence[tuple[str, str]],
+    settings: EvaluationSettings,
+) -> list[str]:
     """CSV and Markdown tables, the heatmap, scatter plots and image grids; returns the figure names."""
     write_csv(out / "activations.csv", evaluation.records)
     write_csv(out / "per_neuron.csv", per_neuron_rows(evaluation))
-    write_csv(out / "best_natural.csv", [{"evaluator": ev, "neuron_id": nid, "best_natural": v}
-                                          for ev, table in evaluation.ceilings.items() for nid, v in table.items()])
+    write_csv(
+        out / "best_natural.csv",
+        [
+            {"evaluator": ev, "neuron_id": nid, "best_natural": v}
+            for ev, table in evaluation.ceilings.items()
+            for nid, v in table.items()
+        ],
+    )
     write_csv(out / "table.csv", rows)
     write_csv(out / "comparisons.csv", comparisons)
     write_csv(out / "compute.csv", compute)
@@ -188,8 +213,21 @@ def write_outputs(out: Path, evaluation: Evaluation, rows: list[dict], compariso
 def evaluation_markdown(evaluation: Evaluation, rows: list[dict], comparisons: list[dict], compute: list[dict]) -> str:
     """All tables of an evaluation as one Markdown document (also embedded in the demo report)."""
     wide = wide_activation_rows(rows, evaluation.evaluators)
-    comp_cols = ["generator", "evaluator", "method_a", "method_b", "n", "mean_a", "mean_b", "slope", "slope_low",
-                 "slope_high", "fraction_b_better", "p_value", "p_holm"]
+    comp_cols = [
+        "generator",
+        "evaluator",
+        "method_a",
+        "method_b",
+        "n",
+        "mean_a",
+        "mean_b",
+        "slope",
+        "slope_low",
+        "slope_high",
+        "fraction_b_better",
+        "p_value",
+        "p_holm",
+    ]
     return (
         "### Normalized activation (mean ± s.e.m. over neurons; 1 = best natural image in that evaluator)\n\n"
         + markdown_table(wide, ["generator", "method", "neurons", *evaluation.evaluators])
@@ -204,13 +242,21 @@ def per_neuron_rows(evaluation: Evaluation) -> list[dict]:
     """One row per (generator, method, evaluator, neuron) with the selected normalized activation."""
     rows = []
     for (gen, method, ev), (ids, values) in evaluation.per_neuron.items():
-        rows.extend({"generator": gen, "method": method, "evaluator": ev, "neuron_id": i, "normalized": float(v)}
-                    for i, v in zip(ids, values))
+        rows.extend(
+            {"generator": gen, "method": method, "evaluator": ev, "neuron_id": i, "normalized": float(v)}
+            for i, v in zip(ids, values)
+        )
     return rows
 
 
-def run_evaluate(run_specs: Sequence[Any], evaluator_specs: Mapping[str, Any], dataset_path: str | None,
-                 out_dir: str | os.PathLike, settings: EvaluationSettings, device: torch.device | str = "cpu") -> dict[str, Any]:
+def run_evaluate(
+    run_specs: Sequence[Any],
+    evaluator_specs: Mapping[str, Any],
+    dataset_path: str | None,
+    out_dir: str | os.PathLike,
+    settings: EvaluationSettings,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
     """Everything `egg evaluate` does, from config entries (run folders, evaluator specs)."""
     settings.check()
     runs = load_runs(run_specs)

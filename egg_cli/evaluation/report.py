@@ -1,12 +1,13 @@
 """report.md of `egg demo`: the question, the answer in numbers, the tables and figures, the timing."""
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from egg_cli.evaluation.demo import GROUND_TRUTH, DemoPlan, DemoResult
 from egg_cli.evaluation.tables import format_value, markdown_table
@@ -83,8 +84,9 @@ def answer_lines(comparisons: Sequence[dict], compute: Sequence[dict], reference
     return lines
 
 
-def write_report(result: DemoResult, plan: DemoPlan, command_line: str, wall_seconds: float,
-                 path: str | os.PathLike | None = None) -> Path:
+def write_report(
+    result: DemoResult, plan: DemoPlan, command_line: str, wall_seconds: float, path: str | os.PathLike | None = None
+) -> Path:
     """Write ``report.md`` into the demo folder and return its path."""
     out = result.out_dir
     ev = result.evaluation_dir
@@ -93,7 +95,7 @@ def write_report(result: DemoResult, plan: DemoPlan, command_line: str, wall_sec
     compute = read_csv_rows(ev / "compute.csv")
     reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
     focus = "egg" if "egg" in plan.methods else next(m for m in plan.methods if m != reference)
-    rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731
+    rel = lambda p: Path(os.path.relpath(p, out)).as_posix()
     sections = [
         "# egg demo report\n",
         f"`{command_line}` — finished in **{wall_seconds / 60:.1f} min** of wall time "
@@ -128,37 +130,63 @@ def _setup_section(result: DemoResult, plan: DemoPlan) -> str:
     lines = ["## Setup\n"]
     facts = {k: v for k, v in sim.items() if isinstance(v, (int, float, str)) and k not in ("status",)}
     if facts:
-        lines.append("Simulated dataset (`simulate/`): " + ", ".join(f"{k} {format_value(v)}" for k, v in list(facts.items())[:12]) + ".\n")
+        lines.append(
+            "Simulated dataset (`simulate/`): " + ", ".join(f"{k} {format_value(v)}" for k, v in list(facts.items())[:12]) + ".\n"
+        )
     rows = []
     for arch, summaries in result.train_summaries.items():
         for k, s in enumerate(summaries):
             corr = next((v for key, v in s.items() if key.endswith("_correlation_mean")), float("nan"))
-            rows.append({"architecture": arch, "member": k, "role": "generating" if k < plan.generating else "held-out",
-                         "test correlation": corr if corr is not None else float("nan"),
-                         "epochs": s.get("training", {}).get("epochs", "—"),
-                         "minutes": s.get("training", {}).get("train_minutes", float("nan"))})
-    lines.append("Encoding models (`train/<architecture>/member_<k>/`); generating members average into the ensemble "
-                 "that MEIs are made on, held-out members into an ensemble that only scores them:\n")
+            rows.append(
+                {
+                    "architecture": arch,
+                    "member": k,
+                    "role": "generating" if k < plan.generating else "held-out",
+                    "test correlation": corr if corr is not None else float("nan"),
+                    "epochs": s.get("training", {}).get("epochs", "—"),
+                    "minutes": s.get("training", {}).get("train_minutes", float("nan")),
+                }
+            )
+    lines.append(
+        "Encoding models (`train/<architecture>/member_<k>/`); generating members average into the ensemble "
+        "that MEIs are made on, held-out members into an ensemble that only scores them:\n"
+    )
     lines.append(markdown_table(rows))
-    lines.append(f"\nNeurons: the {len(result.neurons)} best predicted by the generating members on average "
-                 f"(mean test correlation {result.evaluation.get('mean_test_correlation_selected', float('nan')):.3f}): "
-                 f"ids {', '.join(str(i) for i in result.neuron_ids)}; seeds {list(plan.seeds)}.\n")
-    method_rows = [{"method": m, "egg synth overrides": " ".join(o)} for m, o in plan.methods.items() if m not in result.skipped_methods]
+    lines.append(
+        f"\nNeurons: the {len(result.neurons)} best predicted by the generating members on average "
+        f"(mean test correlation {result.evaluation.get('mean_test_correlation_selected', float('nan')):.3f}): "
+        f"ids {', '.join(str(i) for i in result.neuron_ids)}; seeds {list(plan.seeds)}.\n"
+    )
+    method_rows = [
+        {"method": m, "egg synth overrides": " ".join(o)} for m, o in plan.methods.items() if m not in result.skipped_methods
+    ]
     lines.append(markdown_table(method_rows))
     arch_rows = [{"architecture": a, "egg train overrides": " ".join([*o, *plan.train])} for a, o in plan.architectures.items()]
     lines.append("\n" + markdown_table(arch_rows))
-    random_cores = [a for a, o in plan.architectures.items()
-                    if "model/core=task_driven" in o and not any(x.startswith("model.core.weights=") for x in o)]
+    random_cores = [
+        a
+        for a, o in plan.architectures.items()
+        if "model/core=task_driven" in o and not any(x.startswith("model.core.weights=") for x in o)
+    ]
     if random_cores:
-        lines.append(f"\nNote: the task-driven core of {', '.join(random_cores)} has no pretrained weights here (nothing is "
-                     "downloaded), so its frozen backbone is randomly initialized; give `model.core.weights=<local file>` "
-                     "in `architectures` for a truly task-driven model.\n")
+        lines.append(
+            f"\nNote: the task-driven core of {', '.join(random_cores)} has no pretrained weights here (nothing is "
+            "downloaded), so its frozen backbone is randomly initialized; give `model.core.weights=<local file>` "
+            "in `architectures` for a truly task-driven model.\n"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _stage_section(result: DemoResult) -> str:
-    rows = [{"stage": s["stage"], "folder": s["folder"], "wall seconds": s["seconds"],
-             "CPU seconds": s.get("cpu_seconds", float("nan"))} for s in result.stages]
+    rows = [
+        {
+            "stage": s["stage"],
+            "folder": s["folder"],
+            "wall seconds": s["seconds"],
+            "CPU seconds": s.get("cpu_seconds", float("nan")),
+        }
+        for s in result.stages
+    ]
     total = sum(s["seconds"] for s in result.stages)
     cpu = sum(s.get("cpu_seconds", 0.0) for s in result.stages)
     by_kind: dict[str, float] = {}
@@ -166,10 +194,17 @@ def _stage_section(result: DemoResult) -> str:
         by_kind[s["command"]] = by_kind.get(s["command"], 0.0) + s["seconds"]
     kinds = ", ".join(f"{k} {v / 60:.1f} min" for k, v in by_kind.items())
     load = _load_average()
-    return (f"\n## Stages and their time\n\nTotal wall time {total / 60:.1f} min ({kinds}); CPU time of the demo process "
-            f"{cpu / 60:.1f} min over {_threads()} torch thread(s)"
-            + (f"; load average {load:.1f} at the end (a load above the core count means other work shared the CPU)" if load is not None else "")
-            + ".\n\n" + markdown_table(rows, digits=1))
+    return (
+        f"\n## Stages and their time\n\nTotal wall time {total / 60:.1f} min ({kinds}); CPU time of the demo process "
+        f"{cpu / 60:.1f} min over {_threads()} torch thread(s)"
+        + (
+            f"; load average {load:.1f} at the end (a load above the core count means other work shared the CPU)"
+            if load is not None
+            else ""
+        )
+        + ".\n\n"
+        + markdown_table(rows, digits=1)
+    )
 
 
 def _threads() -> int:

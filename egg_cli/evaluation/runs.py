@@ -1,11 +1,13 @@
 """Read `egg synth` results (``synthesis.h5``, docs/synthesis.md) as :class:`SynthesisRun` objects."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -9,10 +9,11 @@ z-scored with the generating model's statistics and are first mapped back with
 ``diffusion`` source space ([-1, 1] for the pixel range 0-255), which is only a linear relabelling
 of the same pixels: no clipping happens anywhere.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -45,8 +46,14 @@ def evaluator_adapter(source_shape: Sequence[int], model: nn.Module, rms_contras
     target = tuple(int(s) for s in model.input_shape)
     norm = contrast_norm(target, rms_contrast=rms_contrast)
     return ImageAdapter(
-        source_shape, target, float(model.pixel_mean), float(model.pixel_std),
-        source_space="diffusion", norm=norm, fit=fit, pixel_range=PIXEL_RANGE,
+        source_shape,
+        target,
+        float(model.pixel_mean),
+        float(model.pixel_std),
+        source_space="diffusion",
+        norm=norm,
+        fit=fit,
+        pixel_range=PIXEL_RANGE,
     )
 
 
@@ -108,7 +115,7 @@ def neuron_columns(model_ids: np.ndarray, wanted_ids: np.ndarray, evaluator: str
         shown = ", ".join(str(v) for v in missing[:6])
         raise EggError(
             f"evaluator {evaluator!r} has no neuron with id {shown}"
-            f"{' (+%d more)' % (len(missing) - 6) if len(missing) > 6 else ''}; "
+            f"{f' (+{len(missing) - 6} more)' if len(missing) > 6 else ''}; "
             "expected evaluators of the same neurons as the synthesis runs"
         )
     return np.asarray([lookup[_key(v)] for v in np.asarray(wanted_ids)], dtype=np.int64)

@@ -6,14 +6,16 @@ the command's ``run(cfg)``. The run folder therefore looks like one made by
 ``egg <command> ... hydra.run.dir=<out_dir>``. The caller's own Hydra state (its run folder) is
 restored afterwards.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 

@@ -10,6 +10,7 @@ gives its 95% interval. The paired test is the two-sided Wilcoxon signed-rank te
 ``b_i - a_i`` (scipy, zero differences dropped), with Holm's correction across the comparisons
 of one evaluation.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -46,7 +47,9 @@ def slope_through_origin(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.median(b[keep] / a[keep])) if keep.any() else float("nan")
 
 
-def bootstrap_slope_interval(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_slope_interval(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval (resampling neurons) of :func:`slope_through_origin`."""
     a, b = _paired(a, b)
     keep = a > 0

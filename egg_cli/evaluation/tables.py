@@ -1,8 +1,10 @@
 """Markdown renderings of evaluation tables (the CSV files hold the same numbers in full precision)."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def format_value(value: Any, digits: int = 3) -> str:
@@ -39,5 +41,10 @@ def wide_activation_rows(rows: Sequence[dict], evaluators: Sequence[str]) -> lis
         entry = wide.setdefault(key, {"generator": r["generator"], "method": r["method"], "neurons": r["neurons"]})
         sem = f" ± {r['sem']:.2f}" if math.isfinite(r["sem"]) else ""
         entry[r["evaluator"]] = f"{r['mean']:.2f}{sem}"
-    return [{**{"generator": e["generator"], "method": e["method"], "neurons": e["neurons"]},
-             **{ev: e.get(ev, "—") for ev in evaluators}} for e in wide.values()]
+    return [
+        {
+            **{"generator": e["generator"], "method": e["method"], "neurons": e["neurons"]},
+            **{ev: e.get(ev, "—") for ev in evaluators},
+        }
+        for e in wide.values()
+    ]

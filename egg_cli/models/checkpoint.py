@@ -4,12 +4,14 @@
 file, a run folder holding one, a multirun folder whose job folders hold one (an ensemble), a
 glob pattern, or a list of any of these (an ensemble averaging the members).
 """
+
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,10 +57,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise EggError(f"model checkpoint {path} could not be read ({type(err).__name__}); expected a model.pt written by egg train") from err
+        raise EggError(
+            f"model checkpoint {path} could not be read ({type(err).__name__}); expected a model.pt written by egg train"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise EggError(f"model checkpoint {path} is not an egg encoding model; expected a model.pt written by egg train")
-    missing = [k for k in ("model_config", "state_dict", "input_shape", "neuron_ids", "pixel_mean", "pixel_std") if k not in payload]
+    missing = [
+        k for k in ("model_config", "state_dict", "input_shape", "neuron_ids", "pixel_mean", "pixel_std") if k not in payload
+    ]
     if missing:
         raise EggError(f"model checkpoint {path} lacks {', '.join(missing)}; expected a complete model.pt written by egg train")
     return payload
@@ -67,8 +73,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> EncodingModel:
     """Rebuild one encoding model from its checkpoint, in evaluation mode on ``device``."""
     payload = read_checkpoint(path)
-    model = build_model(payload["model_config"], payload["input_shape"], payload["neuron_ids"],
-                        payload["pixel_mean"], payload["pixel_std"])
+    model = build_model(
+        payload["model_config"], payload["input_shape"], payload["neuron_ids"], payload["pixel_mean"], payload["pixel_std"]
+    )
     load_state_strict(model, payload["state_dict"], f"model checkpoint {path}")
     corr = payload.get("test_correlation")
     model.test_correlation = None if corr is None else np.asarray(corr, dtype=float)
@@ -95,7 +102,9 @@ def resolve_checkpoints(path_or_list: str | os.PathLike | Sequence[str | os.Path
             else:
                 jobs = sorted(p.glob(f"*/{CHECKPOINT_NAME}"), key=lambda q: (len(q.parent.name), q.parent.name))
                 if not jobs:
-                    raise EggError(f"model={p} is a folder without {CHECKPOINT_NAME}; expected a train run folder or a multirun folder")
+                    raise EggError(
+                        f"model={p} is a folder without {CHECKPOINT_NAME}; expected a train run folder or a multirun folder"
+                    )
                 files.extend(jobs)
         else:
             files.append(p)

@@ -5,9 +5,11 @@ The built module follows the "Response models" contract of docs/architecture.md:
 ``n_neurons``, ``neuron_ids``, ``pixel_mean``, ``pixel_std``, ``test_correlation`` and
 ``dataset_path``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,8 +99,10 @@ def feature_shape(core: nn.Module, input_shape: Sequence[int]) -> tuple[int, int
         try:
             shape = tuple(core(probe).shape[1:])
         except RuntimeError as err:
-            raise EggError(f"the core cannot process images of shape {tuple(input_shape)} "
-                           f"({str(err).splitlines()[0]}); expected images large enough for its features of shape (C,H,W) >= 1") from err
+            raise EggError(
+                f"the core cannot process images of shape {tuple(input_shape)} "
+                f"({str(err).splitlines()[0]}); expected images large enough for its features of shape (C,H,W) >= 1"
+            ) from err
     core.train(was_training)
     if len(shape) != 3 or min(shape) < 1:
         raise EggError(f"the core maps images of shape {tuple(input_shape)} to features of shape {shape}; expected (C,H,W) >= 1")
@@ -127,6 +131,7 @@ def build_model(
     if mean_response is not None:
         rates = torch.as_tensor(np.asarray(mean_response, dtype=np.float32))
         bias = output.inverse(rates) if hasattr(output, "inverse") else rates
-    readout = _instantiate(model_cfg.readout, "model.readout", in_shape=feature_shape(core, input_shape),
-                           n_neurons=n_neurons, bias_init=bias)
+    readout = _instantiate(
+        model_cfg.readout, "model.readout", in_shape=feature_shape(core, input_shape), n_neurons=n_neurons, bias_init=bias
+    )
     return EncodingModel(core, readout, output, input_shape, neuron_ids, pixel_mean, pixel_std)

@@ -1,7 +1,8 @@
 """Ensembles: the average prediction of encoding models trained on the same neurons."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,11 +22,17 @@ class Ensemble(nn.Module):
         first = members[0]
         for name, m in zip(names[1:], members[1:]):
             if tuple(m.input_shape) != tuple(first.input_shape):
-                raise EggError(f"ensemble member {name} takes input shape {tuple(m.input_shape)}; expected {tuple(first.input_shape)} like {names[0]}")
+                raise EggError(
+                    f"ensemble member {name} takes input shape {tuple(m.input_shape)}; expected {tuple(first.input_shape)} like {names[0]}"
+                )
             if m.n_neurons != first.n_neurons or not np.array_equal(np.asarray(m.neuron_ids), np.asarray(first.neuron_ids)):
-                raise EggError(f"ensemble member {name} predicts {m.n_neurons} neurons with different ids; expected the {first.n_neurons} neurons of {names[0]}")
+                raise EggError(
+                    f"ensemble member {name} predicts {m.n_neurons} neurons with different ids; expected the {first.n_neurons} neurons of {names[0]}"
+                )
             if not np.allclose([m.pixel_mean, m.pixel_std], [first.pixel_mean, first.pixel_std], rtol=1e-4):
-                raise EggError(f"ensemble member {name} has pixel mean/std {m.pixel_mean:.4g}/{m.pixel_std:.4g}; expected {first.pixel_mean:.4g}/{first.pixel_std:.4g} like {names[0]}")
+                raise EggError(
+                    f"ensemble member {name} has pixel mean/std {m.pixel_mean:.4g}/{m.pixel_std:.4g}; expected {first.pixel_mean:.4g}/{first.pixel_std:.4g} like {names[0]}"
+                )
         self.members = nn.ModuleList(members)
         self.input_shape = tuple(first.input_shape)
         self.neuron_ids = np.asarray(first.neuron_ids)

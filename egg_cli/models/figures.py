@@ -1,8 +1,9 @@
 """Figures of a training run: learning curves and per-neuron test correlation against the oracle."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +40,10 @@ def plot_oracle_scatter(correlation: np.ndarray, oracle: np.ndarray, path: str |
     hi = float(max(np.nanmax(oracle[finite]) if finite.any() else 1.0, np.nanmax(correlation), 0.1))
     ax.plot([0, hi], [0, hi], color="gray", lw=1)
     ratio = np.nanmean(correlation) / np.nanmean(oracle) if finite.any() else np.nan
-    ax.set(xlabel="oracle correlation", ylabel="model test correlation",
-           title=f"test tier: {ratio:.2f} of oracle" if np.isfinite(ratio) else "test tier")
+    ax.set(
+        xlabel="oracle correlation",
+        ylabel="model test correlation",
+        title=f"test tier: {ratio:.2f} of oracle" if np.isfinite(ratio) else "test tier",
+    )
     fig.tight_layout()
     save_figure(fig, path)

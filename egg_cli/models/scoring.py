@@ -1,4 +1,5 @@
 """Predict a dataset tier with a response model and score it with egg_cli.evaluation.metrics."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,9 @@ FEV_THRESHOLD = 0.15  # FEVE is summarized over neurons with at least this expla
 
 
 @torch.no_grad()
-def predict_images(model: nn.Module, images_z: np.ndarray | torch.Tensor, batch_size: int = 256,
-                   device: str | torch.device = "cpu") -> np.ndarray:
+def predict_images(
+    model: nn.Module, images_z: np.ndarray | torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Rates ``(N, n_neurons)`` for z-scored images ``(N, C, H, W)`` in evaluation mode."""
     was_training = model.training
     model.eval()
@@ -24,8 +26,9 @@ def predict_images(model: nn.Module, images_z: np.ndarray | torch.Tensor, batch_
     return torch.cat(out).numpy() if out else np.zeros((0, getattr(model, "n_neurons", 0)), np.float32)
 
 
-def tier_predictions(model: nn.Module, dataset: Any, tier: str, batch_size: int = 256,
-                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tier_predictions(
+    model: nn.Module, dataset: Any, tier: str, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-trial predictions, responses and image indices of one tier (each image predicted once)."""
     trials = np.asarray(dataset.trials(tier))
     image_of_trial = np.asarray(dataset.trial_image)[trials]
@@ -34,15 +37,17 @@ def tier_predictions(model: nn.Module, dataset: Any, tier: str, batch_size: int 
     return rates[inverse], np.asarray(dataset.responses)[trials], image_of_trial
 
 
-def mean_correlation(model: nn.Module, dataset: Any, tier: str, batch_size: int = 256,
-                     device: str | torch.device = "cpu") -> float:
+def mean_correlation(
+    model: nn.Module, dataset: Any, tier: str, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> float:
     """Mean over neurons of the single-trial correlation on ``tier`` (the early-stopping score)."""
     pred, resp, _ = tier_predictions(model, dataset, tier, batch_size, device)
     return float(np.mean(metrics.correlation(pred, resp)))
 
 
-def score_tier(model: nn.Module, dataset: Any, tier: str, batch_size: int = 256,
-               device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+def score_tier(
+    model: nn.Module, dataset: Any, tier: str, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> dict[str, np.ndarray]:
     """Per-neuron metrics on ``tier``: correlation, correlation_to_average, feve, fev, oracle."""
     pred, resp, image = tier_predictions(model, dataset, tier, batch_size, device)
     return {
@@ -68,8 +73,11 @@ def summarize_tier(per_neuron: dict[str, np.ndarray]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "correlation": _stats(per_neuron["correlation"]),
         "correlation_to_average": _stats(per_neuron["correlation_to_average"]),
-        "feve": {**_stats(np.asarray(per_neuron["feve"])[reliable]), "n_neurons": int(reliable.sum()),
-                 "fev_threshold": FEV_THRESHOLD},
+        "feve": {
+            **_stats(np.asarray(per_neuron["feve"])[reliable]),
+            "n_neurons": int(reliable.sum()),
+            "fev_threshold": FEV_THRESHOLD,
+        },
         "oracle": _stats(per_neuron["oracle"]),
     }
     corr, oracle = out["correlation"]["mean"], out["oracle"]["mean"]

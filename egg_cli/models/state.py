@@ -1,7 +1,8 @@
 """Load a state dict and report every incompatibility in one line."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

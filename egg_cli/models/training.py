@@ -5,17 +5,18 @@ written atomically to ``training_state.pt`` after every epoch; calling :func:`fi
 the same ``state_path`` continues after the last finished epoch and gives the same result as an
 uninterrupted run (shuffling is seeded per epoch, the torch random state is restored).
 """
+
 from __future__ import annotations
 
 import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -45,6 +46,7 @@ class TrainerConfig:
 
     def check(self) -> None:
         """Raise :class:`EggError` on values no training run can use."""
+
         def need(ok: bool, key: str, expected: str) -> None:
             require(ok, f"trainer.{key}={getattr(self, key)!r} is not allowed; expected {expected}")
 
@@ -113,20 +115,32 @@ def fit(
     device = torch.device(device)
     state_path = Path(state_path)
     require(len(dataset.trials("train")) > 0, f"dataset {dataset.path} has no train trials; expected images with tier 'train'")
-    require(len(dataset.trials("validation")) > 0,
-            f"dataset {dataset.path} has no validation trials; expected images with tier 'validation' for early stopping")
+    require(
+        len(dataset.trials("validation")) > 0,
+        f"dataset {dataset.path} has no validation trials; expected images with tier 'validation' for early stopping",
+    )
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=config.lr_decay_factor, patience=config.patience,
-        threshold=config.min_improvement, threshold_mode="abs")
+        optimizer,
+        mode="max",
+        factor=config.lr_decay_factor,
+        patience=config.patience,
+        threshold=config.min_improvement,
+        threshold_mode="abs",
+    )
     state = TrainingState()
     best_weights = copy.deepcopy(model.state_dict())
     if state_path.exists():
         state, best_weights = _resume(state_path, model, optimizer, scheduler, fingerprint)
-        log.info("resuming from %s after epoch %d (best validation correlation %.4f at epoch %d)",
-                 state_path, state.epoch, state.best_score, state.best_epoch)
+        log.info(
+            "resuming from %s after epoch %d (best validation correlation %.4f at epoch %d)",
+            state_path,
+            state.epoch,
+            state.best_score,
+            state.best_epoch,
+        )
         if state.finished and _budget_left(state, config):
             log.info("the run had stopped (%s); continuing under the larger budget", state.stop_reason)
             state.finished, state.stop_reason = False, ""
@@ -150,8 +164,10 @@ def fit(
             data_loss = poisson_loss(model(images), responses)
             loss = data_loss + model.regularizer()
             if not torch.isfinite(loss):
-                raise EggError(f"training diverged in epoch {epoch}: the loss is {loss.item()}; "
-                               f"expected a finite loss (lower trainer.lr={config.lr} or check the dataset for NaN)")
+                raise EggError(
+                    f"training diverged in epoch {epoch}: the loss is {loss.item()}; "
+                    f"expected a finite loss (lower trainer.lr={config.lr} or check the dataset for NaN)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -166,10 +182,27 @@ def fit(
         state.epoch = epoch
         state.seconds += time.perf_counter() - started
         state.cpu_seconds += time.process_time() - cpu_started
-        state.history.append({"epoch": epoch, "train_poisson_loss": total / max(count, 1), "validation_correlation": score,
-                              "lr": lr, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds, "images": count})
-        log.info("epoch %d: train loss %.4f, validation correlation %.4f (best %.4f at %d), lr %.2g, %.1f min",
-                 epoch, total / max(count, 1), score, state.best_score, state.best_epoch, lr, state.seconds / 60)
+        state.history.append(
+            {
+                "epoch": epoch,
+                "train_poisson_loss": total / max(count, 1),
+                "validation_correlation": score,
+                "lr": lr,
+                "seconds": state.seconds,
+                "cpu_seconds": state.cpu_seconds,
+                "images": count,
+            }
+        )
+        log.info(
+            "epoch %d: train loss %.4f, validation correlation %.4f (best %.4f at %d), lr %.2g, %.1f min",
+            epoch,
+            total / max(count, 1),
+            score,
+            state.best_score,
+            state.best_epoch,
+            lr,
+            state.seconds / 60,
+        )
         if optimizer.param_groups[0]["lr"] < lr:  # plateau: decay and continue from the best weights
             state.lr_decays += 1
             model.load_state_dict(best_weights)
@@ -185,8 +218,13 @@ def fit(
         if on_epoch is not None:
             on_epoch(state)
     model.load_state_dict(best_weights)
-    log.info("training stopped after epoch %d (%s); best validation correlation %.4f at epoch %d",
-             state.epoch, state.stop_reason, state.best_score, state.best_epoch)
+    log.info(
+        "training stopped after epoch %d (%s); best validation correlation %.4f at epoch %d",
+        state.epoch,
+        state.stop_reason,
+        state.best_score,
+        state.best_epoch,
+    )
     return state
 
 
@@ -197,8 +235,15 @@ def _budget_left(state: TrainingState, config: TrainerConfig) -> bool:
     return budget_stop and state.epoch < config.max_epochs and more_time
 
 
-def _save(path: Path, state: TrainingState, model: nn.Module, best_weights: dict, optimizer: torch.optim.Optimizer,
-          scheduler: Any, fingerprint: dict | None) -> None:
+def _save(
+    path: Path,
+    state: TrainingState,
+    model: nn.Module,
+    best_weights: dict,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    fingerprint: dict | None,
+) -> None:
     payload = {
         "state": asdict(state),
         "model": model.state_dict(),
@@ -212,8 +257,9 @@ def _save(path: Path, state: TrainingState, model: nn.Module, best_weights: dict
         torch.save(payload, tmp)
 
 
-def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            fingerprint: dict | None) -> tuple[TrainingState, dict]:
+def _resume(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, fingerprint: dict | None
+) -> tuple[TrainingState, dict]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
@@ -221,8 +267,10 @@ def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sche
     saved = payload.get("fingerprint", {})
     for key, value in (fingerprint or {}).items():
         if key in saved and saved[key] != value:
-            raise EggError(f"training state {path} was written with a different {key} ({_short(saved[key])}); "
-                           f"this run has {_short(value)}: use a new run folder or the original settings")
+            raise EggError(
+                f"training state {path} was written with a different {key} ({_short(saved[key])}); "
+                f"this run has {_short(value)}: use a new run folder or the original settings"
+            )
     load_state_strict(model, payload["model"], f"training state {path}")
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])

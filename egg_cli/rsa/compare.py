@@ -13,6 +13,7 @@ regression on the other models (plus an intercept), computed on ranks for ``spea
 brain statistic is then the (semi-partial) correlation of the brain RDM with the part of a layer's
 RDM that no other layer explains. See :mod:`egg_cli.rsa.residual`.
 """
+
 from __future__ import annotations
 
 import numpy as np

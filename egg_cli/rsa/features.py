@@ -6,11 +6,13 @@ from a local file; without one the network is randomly initialized (He-normal co
 linear maps, so activations keep their scale through deep stacks: torchvision's own
 truncated-normal(0.01) initialization of GoogLeNet shrinks inception5b activations to ~1e-12).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,8 +22,15 @@ from egg_cli.errors import EggError
 log = logging.getLogger(__name__)
 
 GOOGLENET_INCEPTION_BLOCKS = (
-    "inception3a", "inception3b", "inception4a", "inception4b", "inception4c",
-    "inception4d", "inception4e", "inception5a", "inception5b",
+    "inception3a",
+    "inception3b",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "inception5a",
+    "inception5b",
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,7 +51,9 @@ def build_backbone(
             import torchvision
 
             if arch not in torchvision.models.list_models():
-                raise EggError(f"model.arch={arch!r} is not a torchvision model; expected a name from torchvision.models.list_models()")
+                raise EggError(
+                    f"model.arch={arch!r} is not a torchvision model; expected a name from torchvision.models.list_models()"
+                )
             if arch == "googlenet":
                 kwargs.setdefault("aux_logits", False)
                 kwargs.setdefault("init_weights", False)
@@ -97,16 +108,25 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
             f"(first: {result.missing_keys[:3]}); expected weights of the same architecture"
         )
     if result.unexpected_keys:
-        log.info("model.weights=%s: skipped %d keys the network does not use (first: %s)",
-                 path, len(result.unexpected_keys), result.unexpected_keys[:3])
+        log.info(
+            "model.weights=%s: skipped %d keys the network does not use (first: %s)",
+            path,
+            len(result.unexpected_keys),
+            result.unexpected_keys[:3],
+        )
     log.info("model weights loaded from %s", path)
 
 
 class LayerFeatures(nn.Module):
     """Backbone plus forward hooks: images in [0, 1] -> {layer: (B, D) flattened activations}."""
 
-    def __init__(self, backbone: nn.Module, layers: Sequence[str],
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        layers: Sequence[str],
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         named = dict(backbone.named_modules())
         unknown = [name for name in layers if name not in named]
@@ -148,8 +168,11 @@ def feature_model(cfg: Mapping[str, Any], device: torch.device | str = "cpu") ->
     if not layers:
         raise EggError(f"model.layers is empty for model.arch={cfg.get('arch')!r}; expected a list of module names")
     backbone = build_backbone(
-        arch=cfg.get("arch", "googlenet"), source=cfg.get("source", "torchvision"),
-        weights=cfg.get("weights"), seed=int(cfg.get("seed", 0)), kwargs=cfg.get("kwargs"),
+        arch=cfg.get("arch", "googlenet"),
+        source=cfg.get("source", "torchvision"),
+        weights=cfg.get("weights"),
+        seed=int(cfg.get("seed", 0)),
+        kwargs=cfg.get("kwargs"),
     )
     for p in backbone.parameters():
         p.requires_grad_(False)

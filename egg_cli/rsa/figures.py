@@ -1,8 +1,9 @@
 """Figures of RSM synthesis and searchlight maps (matplotlib, saved atomically as PNG)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -18,8 +19,15 @@ def _plt():
     return plt
 
 
-def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], labels: Sequence[str],
-                         path: str | Path, vmin: float = -1.0, vmax: float = 1.0, cmap: str = "RdBu_r") -> None:
+def correlation_heatmaps(
+    matrices: Sequence[np.ndarray],
+    titles: Sequence[str],
+    labels: Sequence[str],
+    path: str | Path,
+    vmin: float = -1.0,
+    vmax: float = 1.0,
+    cmap: str = "RdBu_r",
+) -> None:
     """Side-by-side annotated heatmaps of (L, L) matrices."""
     plt = _plt()
     n = len(matrices)
@@ -84,8 +92,14 @@ def loss_curve(trace: Sequence[dict], path: str | Path) -> None:
     save_figure(fig, path)
 
 
-def label_mosaic(labels: np.ndarray, names: Sequence[str], path: str | Path, truth: np.ndarray | None = None,
-                 n_slices: int = 8, title: str = "") -> None:
+def label_mosaic(
+    labels: np.ndarray,
+    names: Sequence[str],
+    path: str | Path,
+    truth: np.ndarray | None = None,
+    n_slices: int = 8,
+    title: str = "",
+) -> None:
     """Axial slices of an integer label volume (0 = none), with ground-truth outlines if given."""
     plt = _plt()
     from matplotlib.colors import ListedColormap

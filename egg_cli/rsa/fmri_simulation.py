@@ -15,10 +15,11 @@ run) gets Gaussian noise smoothed with a Gaussian of ``noise_fwhm_mm`` and resca
 ``noise_std`` per voxel, plus an optional white component. Runs show every image once in random
 order. The truth volume holds 1 + the layer's index in ``layers`` inside its regions, 0 elsewhere.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -72,8 +73,9 @@ def ellipsoid_mask(shape: Sequence[int], fraction: float) -> np.ndarray:
     return sum(g**2 for g in grids) <= fraction**2
 
 
-def place_regions(mask: np.ndarray, n_regions: int, radius_vox: float, rng: np.random.Generator,
-                  attempts: int = 20000) -> list[np.ndarray]:
+def place_regions(
+    mask: np.ndarray, n_regions: int, radius_vox: float, rng: np.random.Generator, attempts: int = 20000
+) -> list[np.ndarray]:
     """Centres (voxel coordinates) of ``n_regions`` non-touching spheres lying wholly inside ``mask``."""
     inner = ndimage.binary_erosion(mask, iterations=int(np.ceil(radius_vox)))
     candidates = np.argwhere(inner)
@@ -87,8 +89,10 @@ def place_regions(mask: np.ndarray, n_regions: int, radius_vox: float, rng: np.r
         if all(np.linalg.norm(c - o) >= 2 * radius_vox + 2 for o in centres):
             centres.append(c)
     if len(centres) < n_regions:
-        raise EggError(f"only {len(centres)} of {n_regions} regions of radius {radius_vox:.1f} voxels fit in the mask; "
-                       "expected a larger shape, a smaller region_radius_mm or fewer regions")
+        raise EggError(
+            f"only {len(centres)} of {n_regions} regions of radius {radius_vox:.1f} voxels fit in the mask; "
+            "expected a larger shape, a smaller region_radius_mm or fewer regions"
+        )
     return centres
 
 
@@ -131,8 +135,16 @@ def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg
         signal[inside] = patterns.T
         truth[inside] = label
         world = affine[:3, :3] @ centre + affine[:3, 3]
-        regions.append({"region": r + 1, "label": label, "layer": layer, "n_voxels": int(inside.sum()),
-                        "centre_voxel": centre.tolist(), "centre_mm": world.round(2).tolist()})
+        regions.append(
+            {
+                "region": r + 1,
+                "label": label,
+                "layer": layer,
+                "n_voxels": int(inside.sum()),
+                "centre_voxel": centre.tolist(),
+                "centre_mm": world.round(2).tolist(),
+            }
+        )
     fwhm_vox = cfg.noise_fwhm_mm / cfg.voxel_size
     volumes, conditions, runs = [], [], []
     for run in range(cfg.n_runs):
@@ -143,5 +155,13 @@ def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg
             volumes.append(np.where(mask, signal[..., cond] + noise, 0.0).astype(np.float32))
             conditions.append(int(cond))
             runs.append(run)
-    return SimulatedFmri(bold=np.stack(volumes, -1), conditions=np.array(conditions), runs=np.array(runs),
-                         mask=mask, truth=truth, affine=affine, layers=list(layers), regions=regions)
+    return SimulatedFmri(
+        bold=np.stack(volumes, -1),
+        conditions=np.array(conditions),
+        runs=np.array(runs),
+        mask=mask,
+        truth=truth,
+        affine=affine,
+        layers=list(layers),
+        regions=regions,
+    )

@@ -1,4 +1,5 @@
 """Image sets for RSA: HDF5 (``images`` (K, 3, H, W) float32 in [0, 1]) plus PNG files."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,11 +4,12 @@ HDF5 layout: ``layers`` (L,) strings; ``rsms`` (L, K, K) Pearson correlation bet
 images' feature vectors; ``rdms`` (L, K, K) = 1 - rsms (correlation distance); attrs ``model``
 (architecture), ``image_set`` (what the images were) and ``n_conditions``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import h5py
 import numpy as np
@@ -37,7 +38,7 @@ class LayerRdms:
     def n_conditions(self) -> int:
         return self.rdms.shape[-1]
 
-    def select(self, layers: list[str] | None) -> "LayerRdms":
+    def select(self, layers: list[str] | None) -> LayerRdms:
         """Subset (and order) of layers; all when ``layers`` is empty or None."""
         if not layers:
             return self

@@ -7,6 +7,7 @@ permutation the largest statistic over all searchlights (per layer, or over laye
 ``max_over="all"``) forms the null distribution; a centre's family-wise corrected p-value is
 ``(1 + #{null max >= observed}) / (1 + n_permutations)`` (one-sided: positive relation).
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,10 @@ def map_layers(
         raise EggError(f"max_over={max_over!r} is not supported; expected voxels (per layer) or all (voxels and layers)")
     k = calculator.k
     if model_vectors.shape[1] != k * (k - 1) // 2:
-        raise EggError(f"model RDMs have {model_vectors.shape[1]} pairs but the data have {k} conditions "
-                       f"({k * (k - 1) // 2} pairs); expected one model condition per data condition")
+        raise EggError(
+            f"model RDMs have {model_vectors.shape[1]} pairs but the data have {k} conditions "
+            f"({k * (k - 1) // 2} pairs); expected one model condition per data condition"
+        )
     models = comparison.prepare_models(model_vectors, layers)
     rng = np.random.default_rng(seed)
     permutations = [rng.permutation(k) for _ in range(n_permutations)]
@@ -100,16 +103,18 @@ def map_layers(
     if n_permutations:
         reference = null_max if max_over == "voxels" else np.repeat(null_max.max(1, keepdims=True), n_layers, 1)
         sorted_null = np.sort(reference, axis=0)
-        counts = np.stack([n_permutations - np.searchsorted(sorted_null[:, l], stats[:, l] - 1e-6, side="left")
-                           for l in range(n_layers)], 1)
+        counts = np.stack(
+            [n_permutations - np.searchsorted(sorted_null[:, l], stats[:, l] - 1e-6, side="left") for l in range(n_layers)], 1
+        )
         result.p_fwer = np.where(valid[:, None], (1 + counts) / (1 + n_permutations), np.nan)
         result.p_uncorrected = np.where(valid[:, None], (1 + exceed) / (1 + n_permutations), np.nan)
         result.null_max = reference
     return result
 
 
-def permuted_models(comparison: Comparison, prepared: np.ndarray, model_vectors: np.ndarray, layers: list[str],
-                    permutations: list[np.ndarray]) -> np.ndarray:
+def permuted_models(
+    comparison: Comparison, prepared: np.ndarray, model_vectors: np.ndarray, layers: list[str], permutations: list[np.ndarray]
+) -> np.ndarray:
     """Prepared model vectors (B, L, ·) for condition-label permutations, as float32.
 
     Ranking, standardization and residualization all commute with a common reordering of the RDM
@@ -155,8 +160,13 @@ def overlap_statistics(significant: np.ndarray, layers: list[str]) -> dict:
     }
 
 
-def region_recovery(maps: LayerMaps, truth_at_centers: np.ndarray, truth_names: dict[int, str],
-                    alpha: float = 0.05, threshold: float | None = None) -> list[dict]:
+def region_recovery(
+    maps: LayerMaps,
+    truth_at_centers: np.ndarray,
+    truth_names: dict[int, str],
+    alpha: float = 0.05,
+    threshold: float | None = None,
+) -> list[dict]:
     """Per planted region (label > 0 at centres): does the map pick the planted layer?
 
     Reports the fraction of the region's centres whose best layer is the planted one, the modal
@@ -175,7 +185,9 @@ def region_recovery(maps: LayerMaps, truth_at_centers: np.ndarray, truth_names: 
         l = maps.layers.index(planted)
         votes = np.bincount(best[region], minlength=len(maps.layers))
         row = {
-            "region": label, "planted_layer": planted, "n_centres": int(region.sum()),
+            "region": label,
+            "planted_layer": planted,
+            "n_centres": int(region.sum()),
             "modal_best_layer": maps.layers[int(votes.argmax())],
             "recovered": bool(votes.argmax() == l),
             "fraction_best_is_planted": float(votes[l] / region.sum()),

@@ -6,6 +6,7 @@ square root of the RGB covariance of natural photographs (principal axes scaled 
 deviations, normalized to a largest column norm of 1), so a unit step moves along natural
 colour directions (luminance first) rather than along R, G, B separately.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,9 @@ class ImageParametrization(nn.Module):
 class PixelImages(ImageParametrization):
     """One free parameter per pixel and colour channel."""
 
-    def __init__(self, n_images: int, size: int, decorrelate: bool = True, init_std: float = 0.5,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, n_images: int, size: int, decorrelate: bool = True, init_std: float = 0.5, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__(n_images, size, decorrelate)
         self.pixels = nn.Parameter(init_std * torch.randn(n_images, 3, size, size, generator=generator))
 
@@ -71,8 +73,15 @@ class FourierImages(ImageParametrization):
     ``s`` give pixels of standard deviation about ``s`` with a natural 1/f spectrum.
     """
 
-    def __init__(self, n_images: int, size: int, decorrelate: bool = True, decay: float = 1.0,
-                 init_std: float = 0.5, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        n_images: int,
+        size: int,
+        decorrelate: bool = True,
+        decay: float = 1.0,
+        init_std: float = 0.5,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(n_images, size, decorrelate)
         scale = spectrum_scale(size, size, decay)
         self.register_buffer("gain", scale / scale.pow(2).mean().sqrt())
@@ -84,8 +93,9 @@ class FourierImages(ImageParametrization):
         return torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
 
 
-def make_parametrization(kind: str, n_images: int, size: int, decorrelate: bool = True, decay: float = 1.0,
-                         init_std: float = 0.5, seed: int = 0) -> ImageParametrization:
+def make_parametrization(
+    kind: str, n_images: int, size: int, decorrelate: bool = True, decay: float = 1.0, init_std: float = 0.5, seed: int = 0
+) -> ImageParametrization:
     """``kind`` = ``fourier`` or ``pixel``; parameters drawn from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     if kind == "fourier":

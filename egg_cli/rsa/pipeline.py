@@ -1,11 +1,13 @@
 """Library entry points behind ``egg rsm map`` and ``egg rsm residual``: NIfTI in, maps and tables out."""
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -18,7 +20,7 @@ from egg_cli.rsa.compare import Comparison
 from egg_cli.rsa.layer_rdms import LayerRdms, compute_layer_rdms, read_layer_rdms
 from egg_cli.rsa.mapping import LayerMaps, map_layers, overlap_statistics, region_recovery
 from egg_cli.rsa.residual import explained_by_others
-from egg_cli.rsa.rsm import correlation_summary, upper
+from egg_cli.rsa.rsm import correlation_summary
 from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
 from egg_cli.rsa.volume import BrainPatterns, check_same_grid, load_patterns, save_volume
 
@@ -65,26 +67,46 @@ def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residua
     rdms = model_rdms(cfg, device)
     patterns = load_patterns(cfg["data"], cfg.get("mask"), cfg.get("events"))
     if patterns.n_conditions != rdms.n_conditions:
-        raise EggError(f"data have {patterns.n_conditions} conditions but the layer RDMs have {rdms.n_conditions}; "
-                       "expected one data condition per image (events.condition indexes the images)")
+        raise EggError(
+            f"data have {patterns.n_conditions} conditions but the layer RDMs have {rdms.n_conditions}; "
+            "expected one data condition per image (events.condition indexes the images)"
+        )
     unit = cfg.get("radius_unit", "mm")
     if unit not in ("mm", "voxels"):
         raise EggError(f"radius_unit={unit!r} is not supported; expected mm or voxels")
-    sl = volume_searchlights(patterns.mask, float(cfg["radius"]), patterns.affine if unit == "mm" else None,
-                             threshold=float(cfg.get("threshold", 0.5)), min_voxels=int(cfg.get("min_voxels", 10)))
-    log.info("%d searchlight centres of up to %d voxels, %d conditions, %d layers",
-             sl.n_centers, len(sl.offsets), patterns.n_conditions, len(rdms.layers))
+    sl = volume_searchlights(
+        patterns.mask,
+        float(cfg["radius"]),
+        patterns.affine if unit == "mm" else None,
+        threshold=float(cfg.get("threshold", 0.5)),
+        min_voxels=int(cfg.get("min_voxels", 10)),
+    )
+    log.info(
+        "%d searchlight centres of up to %d voxels, %d conditions, %d layers",
+        sl.n_centers,
+        len(sl.offsets),
+        patterns.n_conditions,
+        len(rdms.layers),
+    )
     comparison = Comparison(cfg.get("comparison", "spearman"), residual=residual)
     calculator = RdmCalculator(patterns, sl, cfg.get("distance", "correlation"))
-    maps = map_layers(calculator, rdms.vectors, rdms.layers, comparison,
-                      n_permutations=int(cfg.get("n_permutations", 1000)), seed=int(cfg.get("seed", 0)),
-                      chunk_size=int(cfg.get("chunk_size", 2000)), max_over=cfg.get("max_over", "voxels"))
+    maps = map_layers(
+        calculator,
+        rdms.vectors,
+        rdms.layers,
+        comparison,
+        n_permutations=int(cfg.get("n_permutations", 1000)),
+        seed=int(cfg.get("seed", 0)),
+        chunk_size=int(cfg.get("chunk_size", 2000)),
+        max_over=cfg.get("max_over", "voxels"),
+    )
     seconds = time.perf_counter() - start
     return write_mapping_outputs(cfg, out, patterns, sl, rdms, maps, residual, seconds)
 
 
-def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: LayerRdms, maps: LayerMaps,
-                          residual: bool, seconds: float) -> dict:
+def write_mapping_outputs(
+    cfg, out: Path, patterns: BrainPatterns, sl, rdms: LayerRdms, maps: LayerMaps, residual: bool, seconds: float
+) -> dict:
     """Per-layer NIfTI maps, best-layer maps, results.h5, overlap/recovery tables, figures and summary.json."""
     alpha = float(cfg.get("alpha", 0.05))
     threshold = cfg.get("overlap_threshold")
@@ -96,7 +118,9 @@ def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: Lay
     for i, layer in enumerate(maps.layers):
         save_volume(maps_dir / f"{layer}.nii.gz", np.nan_to_num(maps.stats[:, i]), centre_mask, affine)
         if maps.p_fwer is not None:
-            save_volume(maps_dir / f"{layer}_pfwer.nii.gz", np.nan_to_num(maps.p_fwer[:, i], nan=1.0), centre_mask, affine, fill=1.0)
+            save_volume(
+                maps_dir / f"{layer}_pfwer.nii.gz", np.nan_to_num(maps.p_fwer[:, i], nan=1.0), centre_mask, affine, fill=1.0
+            )
     best = maps.best_layer + 1
     save_volume(out / "best_layer.nii.gz", best, centre_mask, affine, dtype=np.int16)
     save_volume(out / "searchlight_centres.nii.gz", maps.valid.astype(np.int16), centre_mask, affine, dtype=np.int16)
@@ -110,11 +134,17 @@ def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: Lay
     model_corr = np.corrcoef(rdms.vectors)
     summary: dict[str, Any] = {
         "method": "residual" if residual else "searchlight",
-        "n_conditions": patterns.n_conditions, "n_voxels": patterns.n_voxels,
-        "n_voxels_excluded_nonfinite": patterns.n_excluded, "n_centres": sl.n_centers,
-        "n_centres_valid": int(maps.valid.sum()), "sphere_size": len(sl.offsets),
-        "distance": cfg.get("distance", "correlation"), "comparison": cfg.get("comparison", "spearman"),
-        "n_permutations": int(cfg.get("n_permutations", 0)), "alpha": alpha, "layers": maps.layers,
+        "n_conditions": patterns.n_conditions,
+        "n_voxels": patterns.n_voxels,
+        "n_voxels_excluded_nonfinite": patterns.n_excluded,
+        "n_centres": sl.n_centers,
+        "n_centres_valid": int(maps.valid.sum()),
+        "sphere_size": len(sl.offsets),
+        "distance": cfg.get("distance", "correlation"),
+        "comparison": cfg.get("comparison", "spearman"),
+        "n_permutations": int(cfg.get("n_permutations", 0)),
+        "alpha": alpha,
+        "layers": maps.layers,
         "model_rdm_correlation": correlation_summary(model_corr),
         "max_stat": {l: float(np.nanmax(maps.stats[:, i])) for i, l in enumerate(maps.layers)},
         "best_layer_counts": {l: int((maps.best_layer == i).sum()) for i, l in enumerate(maps.layers)},
@@ -123,16 +153,27 @@ def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: Lay
     if residual:
         shares = explained_by_others(rdms.vectors, cfg.get("comparison", "spearman"))
         summary["explained_by_others"] = {l: float(s) for l, s in zip(maps.layers, shares)}
-    layer_rows = [{"layer": l, "max_stat": summary["max_stat"][l], "n_best": summary["best_layer_counts"][l]} for l in maps.layers]
+    layer_rows = [
+        {"layer": l, "max_stat": summary["max_stat"][l], "n_best": summary["best_layer_counts"][l]} for l in maps.layers
+    ]
     if significant is not None:
         overlap = overlap_statistics(significant, maps.layers)
         for row in layer_rows:
             row["n_significant"] = overlap["n_significant"][row["layer"]]
-        write_csv(out / "overlap_dice.csv", [{"layer": a, **{b: overlap["dice"][i, j] for j, b in enumerate(maps.layers)}}
-                                             for i, a in enumerate(maps.layers)])
+        write_csv(
+            out / "overlap_dice.csv",
+            [{"layer": a, **{b: overlap["dice"][i, j] for j, b in enumerate(maps.layers)}} for i, a in enumerate(maps.layers)],
+        )
         summary["overlap"] = {k: v for k, v in overlap.items() if k not in ("dice", "jaccard", "layers")}
-        figures.correlation_heatmaps([overlap["dice"]], ["Dice overlap of significant layer maps"], maps.layers,
-                                     out / "overlap.png", vmin=0, vmax=1, cmap="viridis")
+        figures.correlation_heatmaps(
+            [overlap["dice"]],
+            ["Dice overlap of significant layer maps"],
+            maps.layers,
+            out / "overlap.png",
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+        )
     write_csv(out / "layers.csv", layer_rows)
     truth_volume = None
     if cfg.get("truth"):
@@ -140,12 +181,19 @@ def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: Lay
         rows = region_recovery(maps, truth_at_voxels[centres], names, alpha, threshold)
         write_csv(out / "recovery.csv", rows)
         summary["recovery"] = {
-            "n_regions": len(rows), "n_recovered": int(sum(r["recovered"] for r in rows)),
-            "mean_fraction_best_is_planted": float(np.mean([r["fraction_best_is_planted"] for r in rows])) if rows else float("nan"),
+            "n_regions": len(rows),
+            "n_recovered": int(sum(r["recovered"] for r in rows)),
+            "mean_fraction_best_is_planted": float(np.mean([r["fraction_best_is_planted"] for r in rows]))
+            if rows
+            else float("nan"),
         }
         if rows and "fraction_significant_planted" in rows[0]:
-            summary["recovery"]["mean_fraction_significant_planted"] = float(np.mean([r["fraction_significant_planted"] for r in rows]))
-            summary["recovery"]["mean_fraction_significant_other_layers"] = float(np.mean([r["fraction_significant_other_layers"] for r in rows]))
+            summary["recovery"]["mean_fraction_significant_planted"] = float(
+                np.mean([r["fraction_significant_planted"] for r in rows])
+            )
+            summary["recovery"]["mean_fraction_significant_other_layers"] = float(
+                np.mean([r["fraction_significant_other_layers"] for r in rows])
+            )
         truth_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
         truth_volume[patterns.mask] = truth_at_voxels
     with atomic_path(out / "results.h5") as tmp, h5py.File(tmp, "w") as f:
@@ -162,8 +210,13 @@ def write_mapping_outputs(cfg, out: Path, patterns: BrainPatterns, sl, rdms: Lay
     figures.correlation_heatmaps([model_corr], ["correlation of layer RDMs"], maps.layers, out / "model_rdm_correlation.png")
     best_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
     best_volume[centre_mask] = best
-    figures.label_mosaic(best_volume, maps.layers, out / "best_layer.png", truth=truth_volume,
-                         title="best layer per searchlight" + (" (outlines: planted regions)" if truth_volume is not None else ""))
+    figures.label_mosaic(
+        best_volume,
+        maps.layers,
+        out / "best_layer.png",
+        truth=truth_volume,
+        title="best layer per searchlight" + (" (outlines: planted regions)" if truth_volume is not None else ""),
+    )
     if maps.null_max is not None:
         figures.null_histograms(maps.null_max, np.nanmax(maps.stats, 0), maps.layers, out / "null_max.png")
     summary["status"] = "finished"

@@ -17,6 +17,7 @@ Formulation (for L layer RDMs over K conditions, P = K(K-1)/2 pairs):
 
 The comparison itself lives in :class:`egg_cli.rsa.compare.Comparison` (``residual=True``).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,9 +4,10 @@ An RSM holds the Pearson correlation between the feature vectors of every pair o
 RDM used for mapping is ``1 - RSM`` (correlation distance). Only the upper triangle (without the
 diagonal) carries information, so comparisons between RSMs use those K(K-1)/2 entries.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch

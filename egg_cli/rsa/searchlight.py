@@ -13,10 +13,11 @@ distance between condition means divided by the number of voxels; ``crossnobis``
 cross-validated squared distance (train = mean of the other runs' observations, test = this
 run's, identity noise precision) divided by the number of voxels, averaged over folds.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -89,8 +90,9 @@ def _index_volume(mask: np.ndarray) -> np.ndarray:
     return index
 
 
-def volume_searchlights(mask: np.ndarray, radius: float, affine: np.ndarray | None = None,
-                        threshold: float = 1.0, min_voxels: int = 2) -> Searchlights:
+def volume_searchlights(
+    mask: np.ndarray, radius: float, affine: np.ndarray | None = None, threshold: float = 1.0, min_voxels: int = 2
+) -> Searchlights:
     """Searchlight centres of ``mask``: sphere fraction in the mask >= ``threshold`` and >= ``min_voxels`` voxels."""
     if not 0 <= threshold <= 1:
         raise EggError(f"threshold={threshold} must lie in [0, 1]; it is the fraction of each sphere inside the mask")
@@ -148,8 +150,9 @@ class RdmCalculator:
                 a, b = train[idx], test[idx]  # (n, m, K)
                 kernel = np.matmul(a.transpose(0, 2, 1), b)
                 diag = np.einsum("nkk->nk", kernel)
-                total = total + (diag[:, self.rows] + diag[:, self.cols] - kernel[:, self.rows, self.cols]
-                                 - kernel[:, self.cols, self.rows])
+                total = total + (
+                    diag[:, self.rows] + diag[:, self.cols] - kernel[:, self.rows, self.cols] - kernel[:, self.cols, self.rows]
+                )
             out = total / len(self.train) / count[:, None]
             return out, np.isfinite(out).all(1)
         x = self.means[idx]  # (n, m, K)
@@ -192,7 +195,9 @@ def _crossnobis_folds(patterns: BrainPatterns) -> tuple[list[np.ndarray], list[n
             counts = np.bincount(cond, minlength=k)
             if (counts == 0).any():
                 missing = np.flatnonzero(counts == 0)[:5].tolist()
-                raise EggError(f"run {run}: conditions {missing} are missing from a crossnobis fold; expected every condition in every run")
+                raise EggError(
+                    f"run {run}: conditions {missing} are missing from a crossnobis fold; expected every condition in every run"
+                )
             sums = np.zeros((k, v))
             np.add.at(sums, cond, patterns.data[select])
             sets.append(sums / counts[:, None])

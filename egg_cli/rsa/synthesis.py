@@ -27,12 +27,13 @@ Optimization: Adam on a Fourier (decorrelated colour) or pixel parametrization; 
 freshly jittered images (:class:`~egg_cli.rsa.transforms.Jitter`); every ``eval_every`` steps
 the untransformed images are scored and the best set so far is kept.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -57,7 +58,9 @@ class RsmObjective:
 
     def __post_init__(self) -> None:
         if self.pair_power < 1:
-            raise EggError(f"objective.pair_power={self.pair_power} is below 1; expected >= 1 (1: mean r^2, larger: the worst pairs)")
+            raise EggError(
+                f"objective.pair_power={self.pair_power} is below 1; expected >= 1 (1: mean r^2, larger: the worst pairs)"
+            )
 
     def __call__(self, rsms: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms for stacked (L, K, K) RSMs."""
@@ -68,8 +71,13 @@ class RsmObjective:
         contrast = rdm_contrast(1 - vectors)  # correlation-distance RDMs
         hinge = torch.relu(1 - contrast / max(self.contrast_target, EPS)).pow(2).mean()
         loss = decorrelation + self.contrast_weight * hinge
-        return {"loss": loss, "decorrelation": decorrelation, "contrast_penalty": hinge,
-                "min_contrast": contrast.min(), "correlation": corr}
+        return {
+            "loss": loss,
+            "decorrelation": decorrelation,
+            "contrast_penalty": hinge,
+            "min_contrast": contrast.min(),
+            "correlation": corr,
+        }
 
 
 @dataclass

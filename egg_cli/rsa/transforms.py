@@ -4,6 +4,7 @@ Each image gets its own random translation, isotropic scaling and rotation, appl
 bilinear resampling with reflected borders, so the optimized RSM structure cannot rest on
 pixel-exact patterns that the fMRI presentation (or eye movements) would not preserve.
 """
+
 from __future__ import annotations
 
 import math

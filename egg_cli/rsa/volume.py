@@ -3,13 +3,14 @@
 Patterns are read voxel-wise inside the mask only (``img.dataobj`` slice by slice), so a whole
 brain never has to sit in memory as a dense 4D float array.
 """
+
 from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -65,8 +66,9 @@ def _load_image(path: str | Path, what: str):
         raise EggError(f"{what}={path} cannot be read as NIfTI: {err}") from err
 
 
-def check_same_grid(shape_a: Sequence[int], affine_a: np.ndarray, name_a: str,
-                    shape_b: Sequence[int], affine_b: np.ndarray, name_b: str) -> None:
+def check_same_grid(
+    shape_a: Sequence[int], affine_a: np.ndarray, name_a: str, shape_b: Sequence[int], affine_b: np.ndarray, name_b: str
+) -> None:
     """Raise if two images differ in voxel grid (shape) or in their voxel-to-mm affine."""
     if tuple(shape_a[:3]) != tuple(shape_b[:3]):
         raise EggError(
@@ -131,7 +133,9 @@ def read_events(path: str | Path | None, n_observations: int) -> tuple[np.ndarra
     if not rows or "condition" not in rows[0]:
         raise EggError(f"events={path} has no 'condition' column; expected a header with condition (and run)")
     if len(rows) != n_observations:
-        raise EggError(f"events={path} has {len(rows)} rows but the data have {n_observations} volumes; expected one row per volume")
+        raise EggError(
+            f"events={path} has {len(rows)} rows but the data have {n_observations} volumes; expected one row per volume"
+        )
     try:
         conditions = np.array([int(r["condition"]) for r in rows])
         runs = np.array([int(r["run"]) for r in rows]) if "run" in rows[0] else None
@@ -171,7 +175,9 @@ def load_patterns(
     conditions, runs = read_events(events, len(volumes))
     n_conditions = int(conditions.max()) + 1
     if n_conditions < min_conditions:
-        raise EggError(f"data {paths[0]} give {n_conditions} conditions; expected at least {min_conditions} for an RDM comparison")
+        raise EggError(
+            f"data {paths[0]} give {n_conditions} conditions; expected at least {min_conditions} for an RDM comparison"
+        )
 
     def volume(img, t):
         arr = np.asarray(img.dataobj[..., t] if len(img.shape) == 4 else img.dataobj, dtype=np.float64)
@@ -188,19 +194,30 @@ def load_patterns(
     finite = np.isfinite(values).all(axis=0)
     n_bad = int((~finite).sum())
     if n_bad:
-        log.warning("%d of %d mask voxels have NaN or infinite values in some volume of %s: excluded from the analysis",
-                    n_bad, finite.size, paths[0])
+        log.warning(
+            "%d of %d mask voxels have NaN or infinite values in some volume of %s: excluded from the analysis",
+            n_bad,
+            finite.size,
+            paths[0],
+        )
         keep = mask.copy()
         keep[mask] = finite
         mask, values = keep, values[:, finite]
     if values.shape[1] == 0:
         raise EggError(f"data {paths[0]}: no voxel inside the mask has finite values; expected usable data")
-    return BrainPatterns(data=values, conditions=conditions, runs=runs, mask=mask,
-                         affine=np.asarray(first.affine, dtype=np.float64), n_excluded=n_bad)
+    return BrainPatterns(
+        data=values,
+        conditions=conditions,
+        runs=runs,
+        mask=mask,
+        affine=np.asarray(first.affine, dtype=np.float64),
+        n_excluded=n_bad,
+    )
 
 
-def save_volume(path: str | Path, values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-                fill: float = 0.0, dtype: type = np.float32) -> None:
+def save_volume(
+    path: str | Path, values: np.ndarray, mask: np.ndarray, affine: np.ndarray, fill: float = 0.0, dtype: type = np.float32
+) -> None:
     """Write per-voxel ``values`` ((V,) or (V, T)) at the True voxels of ``mask`` as NIfTI, atomically."""
     import nibabel as nib
 

@@ -1,4 +1,5 @@
 """In-silico ground-truth neurons: V4-like two-stage models, simulation and reloading."""
+
 from egg_cli.simulation.ground_truth import load_ground_truth
 from egg_cli.simulation.neurons import GaborBank, V4Population
 from egg_cli.simulation.simulate import Simulation, SimulationConfig, simulate, write_simulation

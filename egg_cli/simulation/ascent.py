@@ -5,6 +5,7 @@ z-scored units: projected gradient ascent on the sphere, with the gradient norma
 and a step size that decays linearly. Nothing couples the images of a batch. (The full GA of
 ``egg synth`` lives in egg_cli.synthesis.)
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Rebuild the simulated neurons of a dataset file as a differentiable torch module."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,9 @@ def load_ground_truth(dataset_path: str | os.PathLike, device: str | torch.devic
         spec = read_group(f[GROUND_TRUTH_GROUP])
     kind, version = spec.get("kind"), spec.get("version")
     if kind != MODEL_KIND or version != MODEL_VERSION:
-        raise EggError(f"{path}: ground truth is kind={kind!r} version={version!r}; expected kind={MODEL_KIND!r} version={MODEL_VERSION}")
+        raise EggError(
+            f"{path}: ground truth is kind={kind!r} version={version!r}; expected kind={MODEL_KIND!r} version={MODEL_VERSION}"
+        )
     if isinstance(device, str):
         device = resolve_device(device)
     return V4Population(spec).to(device).eval()

@@ -17,10 +17,12 @@ a softplus scaled to spikes per trial, saturating smoothly at a maximum rate::
 Positions are normalized image coordinates in [-1, 1] (x to the right, y down; the convention
 of ``grid_sample`` with ``align_corners=False``), as used by Gaussian readouts.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,18 +117,42 @@ class V4Population(nn.Module):
     """
 
     SPEC_ARRAYS = (
-        "neuron_ids", "rf_center", "rf_sigma", "norm_constant", "drive_mean", "drive_std", "threshold", "gain",
-        "max_rate", "subunit_neuron", "subunit_channel", "subunit_center", "subunit_sigma", "subunit_weight", "wavelengths",
+        "neuron_ids",
+        "rf_center",
+        "rf_sigma",
+        "norm_constant",
+        "drive_mean",
+        "drive_std",
+        "threshold",
+        "gain",
+        "max_rate",
+        "subunit_neuron",
+        "subunit_channel",
+        "subunit_center",
+        "subunit_sigma",
+        "subunit_weight",
+        "wavelengths",
     )
-    SPEC_SCALARS = ("image_height", "image_width", "in_channels", "orientations", "sigma_per_wavelength", "stride",
-                    "slope", "pixel_mean", "pixel_std")
+    SPEC_SCALARS = (
+        "image_height",
+        "image_width",
+        "in_channels",
+        "orientations",
+        "sigma_per_wavelength",
+        "stride",
+        "slope",
+        "pixel_mean",
+        "pixel_std",
+    )
 
     def __init__(self, spec: Mapping[str, Any]):
         super().__init__()
         missing = [k for k in (*self.SPEC_ARRAYS, *self.SPEC_SCALARS) if k not in spec]
         if missing:
             raise EggError(f"ground-truth spec lacks {missing}; expected every field of a {MODEL_KIND} population")
-        self._spec = {k: (np.array(spec[k]) if k in self.SPEC_ARRAYS else spec[k]) for k in (*self.SPEC_ARRAYS, *self.SPEC_SCALARS)}
+        self._spec = {
+            k: (np.array(spec[k]) if k in self.SPEC_ARRAYS else spec[k]) for k in (*self.SPEC_ARRAYS, *self.SPEC_SCALARS)
+        }
         s = self._spec
         self.input_shape = (int(s["in_channels"]), int(s["image_height"]), int(s["image_width"]))
         self.neuron_ids = s["neuron_ids"]
@@ -183,7 +209,9 @@ class V4Population(nn.Module):
 
     def _check_input(self, images_z: torch.Tensor) -> None:
         if images_z.ndim != 4 or tuple(images_z.shape[1:]) != self.input_shape:
-            raise EggError(f"ground-truth neurons got images of shape {tuple(images_z.shape)}; expected (B, {', '.join(map(str, self.input_shape))})")
+            raise EggError(
+                f"ground-truth neurons got images of shape {tuple(images_z.shape)}; expected (B, {', '.join(map(str, self.input_shape))})"
+            )
 
     def numerator_and_pool(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted subunit sum and normalization pool, each (B, n_neurons)."""

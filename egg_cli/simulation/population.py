@@ -1,8 +1,9 @@
 """Draw a random V4-like population and calibrate it to realistic rates on natural images."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ class PopulationConfig:
 
     def check(self) -> None:
         """Raise EggError on values that cannot make a population."""
+
         def need(ok: bool, key: str, expected: str) -> None:
             if not ok:
                 raise EggError(f"dataset.neurons.{key}={getattr(self, key)!r} is not allowed; expected {expected}")
@@ -45,10 +47,18 @@ class PopulationConfig:
         need(len(self.cycles_per_image) >= 1 and min(self.cycles_per_image) > 0, "cycles_per_image", "a list of positive numbers")
         need(self.stride >= 1, "stride", "a positive integer")
         need(0 < self.rf_sigma_range[0] <= self.rf_sigma_range[1], "rf_sigma_range", "[lo, hi] with 0 < lo <= hi")
-        need(all(float(v).is_integer() for v in self.excitatory_subunits) and 1 <= self.excitatory_subunits[0] <= self.excitatory_subunits[1],
-             "excitatory_subunits", "integers [lo, hi] with 1 <= lo <= hi")
-        need(all(float(v).is_integer() for v in self.inhibitory_subunits) and 0 <= self.inhibitory_subunits[0] <= self.inhibitory_subunits[1],
-             "inhibitory_subunits", "integers [lo, hi] with 0 <= lo <= hi")
+        need(
+            all(float(v).is_integer() for v in self.excitatory_subunits)
+            and 1 <= self.excitatory_subunits[0] <= self.excitatory_subunits[1],
+            "excitatory_subunits",
+            "integers [lo, hi] with 1 <= lo <= hi",
+        )
+        need(
+            all(float(v).is_integer() for v in self.inhibitory_subunits)
+            and 0 <= self.inhibitory_subunits[0] <= self.inhibitory_subunits[1],
+            "inhibitory_subunits",
+            "integers [lo, hi] with 0 <= lo <= hi",
+        )
         need(self.mean_rate > 0, "mean_rate", "a positive number of spikes per trial")
         need(0 <= self.texture_fraction <= 1, "texture_fraction", "a number in [0, 1]")
         need(self.saturation > 1, "saturation", "a number > 1 (maximum rate relative to the 99th percentile on natural images)")
@@ -114,7 +124,9 @@ def draw_population(
                 ori = int(rng.integers(n_ori))
                 freq = int(rng.integers(n_freq))
             else:
-                ori = (base_ori + n_ori // 2 + int(rng.integers(-1, 2))) % n_ori if rng.random() < 0.6 else int(rng.integers(n_ori))
+                ori = (
+                    (base_ori + n_ori // 2 + int(rng.integers(-1, 2))) % n_ori if rng.random() < 0.6 else int(rng.integers(n_ori))
+                )
                 freq = int(rng.integers(n_freq))
             if kind == "texture" or not excitatory:
                 cell = ENERGY
@@ -174,7 +186,11 @@ def draw_population(
 
 @torch.no_grad()
 def numerator_and_pool(
-    population: V4Population, images_z: np.ndarray, batch_size: int = 64, device: torch.device | str = "cpu", progress: bool = True
+    population: V4Population,
+    images_z: np.ndarray,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stage-two numerator and normalization pool for many images, (N, n) each, in batches.
 
@@ -208,11 +224,16 @@ def calibrate(
     norm_constant = rng.uniform(*config.c50_range, size=n) * np.median(pool, axis=0)
     drive = numerator / (norm_constant + pool)
     population.set_calibration(
-        norm_constant=norm_constant, drive_mean=drive.mean(0), drive_std=np.maximum(drive.std(0), 1e-9),
-        gain=np.ones(n), max_rate=np.full(n, np.inf),
+        norm_constant=norm_constant,
+        drive_mean=drive.mean(0),
+        drive_std=np.maximum(drive.std(0), 1e-9),
+        gain=np.ones(n),
+        max_rate=np.full(n, np.inf),
     )
     with torch.no_grad():
-        unit = population.unsaturated_rate(torch.as_tensor(numerator, dtype=torch.float32), torch.as_tensor(pool, dtype=torch.float32))
+        unit = population.unsaturated_rate(
+            torch.as_tensor(numerator, dtype=torch.float32), torch.as_tensor(pool, dtype=torch.float32)
+        )
     unit = unit.numpy().astype(np.float64)
     target = config.mean_rate * np.exp(rng.normal(0, config.rate_spread, size=n) - config.rate_spread**2 / 2)
     # mean of max * tanh(gain * unit / max) with max = saturation * gain * p99(unit): linear in gain

@@ -1,4 +1,5 @@
 """Pictures and tables of a simulated population: receptive fields, tuning, reliability."""
+
 from __future__ import annotations
 
 import math
@@ -45,22 +46,24 @@ def neuron_rows(sim: Simulation) -> list[dict[str, Any]]:
     m = sim.neurons
     rows = []
     for i, nid in enumerate(sim.population.neuron_ids):
-        rows.append({
-            "neuron_id": nid,
-            "kind": m["kind"][i],
-            "rf_x": round(float(m["rf_center"][i, 0]), 4),
-            "rf_y": round(float(m["rf_center"][i, 1]), 4),
-            "rf_sigma": round(float(m["rf_sigma"][i]), 4),
-            "n_excitatory": int(m["n_excitatory"][i]),
-            "n_inhibitory": int(m["n_inhibitory"][i]),
-            "mean_rate": round(float(m["mean_rate"][i]), 4),
-            "split_half_reliability": round(float(m["split_half_reliability"][i]), 4),
-            "oracle_correlation": round(float(m["oracle_correlation"][i]), 4),
-            "ground_truth_correlation": round(float(m["ground_truth_correlation"][i]), 4),
-            "pref_orientation": float(m["pref_orientation"][i]),
-            "pref_wavelength": float(m["pref_wavelength"][i]),
-            "orientation_selectivity": round(float(m["orientation_selectivity"][i]), 4),
-        })
+        rows.append(
+            {
+                "neuron_id": nid,
+                "kind": m["kind"][i],
+                "rf_x": round(float(m["rf_center"][i, 0]), 4),
+                "rf_y": round(float(m["rf_center"][i, 1]), 4),
+                "rf_sigma": round(float(m["rf_sigma"][i]), 4),
+                "n_excitatory": int(m["n_excitatory"][i]),
+                "n_inhibitory": int(m["n_inhibitory"][i]),
+                "mean_rate": round(float(m["mean_rate"][i]), 4),
+                "split_half_reliability": round(float(m["split_half_reliability"][i]), 4),
+                "oracle_correlation": round(float(m["oracle_correlation"][i]), 4),
+                "ground_truth_correlation": round(float(m["ground_truth_correlation"][i]), 4),
+                "pref_orientation": float(m["pref_orientation"][i]),
+                "pref_wavelength": float(m["pref_wavelength"][i]),
+                "orientation_selectivity": round(float(m["orientation_selectivity"][i]), 4),
+            }
+        )
     return rows
 
 

@@ -1,11 +1,13 @@
 """Simulate a neural dataset with known ground truth: natural crops, V4-like neurons, noisy trials."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ class SimulationConfig:
     neurons: PopulationConfig = field(default_factory=PopulationConfig)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], prefix: str = "dataset") -> "SimulationConfig":
+    def from_dict(cls, values: Mapping[str, Any], prefix: str = "dataset") -> SimulationConfig:
         """Build from a plain mapping; unknown keys raise EggError naming the key."""
         values = dict(values)
         values.pop("name", None)
@@ -58,12 +60,16 @@ class SimulationConfig:
         if self.image_size < 8:
             raise EggError(f"{prefix}.image_size={self.image_size} is too small; expected at least 8 pixels")
         if self.test_repeats < 2:
-            raise EggError(f"{prefix}.test_repeats={self.test_repeats} is not allowed; expected at least 2 so a noise ceiling exists")
+            raise EggError(
+                f"{prefix}.test_repeats={self.test_repeats} is not allowed; expected at least 2 so a noise ceiling exists"
+            )
         if self.overdispersion < 0:
             raise EggError(f"{prefix}.overdispersion={self.overdispersion} is not allowed; expected a number >= 0")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise EggError(f"{prefix}.crop_scale={list(self.crop_scale)} is not allowed; expected [lo, hi] with 0 < lo <= hi <= 1")
+            raise EggError(
+                f"{prefix}.crop_scale={list(self.crop_scale)} is not allowed; expected [lo, hi] with 0 < lo <= hi <= 1"
+            )
         self.neurons.check()
         finest = self.image_size / max(self.neurons.cycles_per_image)
         if finest < 3:
@@ -166,9 +172,16 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
     for key in ("pref_orientation", "pref_wavelength", "orientation_selectivity"):
         meta[key] = tuning[key]
     return Simulation(
-        images=images, tiers=tiers, responses=responses.astype(np.float32), trial_image=trial_image, rates=rates,
-        population=population, neurons=meta, pixel_stats=stats,
-        tuning_curves=tuning["curve"], tuning_orientations=tuning["orientations"],
+        images=images,
+        tiers=tiers,
+        responses=responses.astype(np.float32),
+        trial_image=trial_image,
+        rates=rates,
+        population=population,
+        neurons=meta,
+        pixel_stats=stats,
+        tuning_curves=tuning["curve"],
+        tuning_orientations=tuning["orientations"],
     )
 
 
@@ -192,6 +205,13 @@ def write_simulation(sim: Simulation, path: str | os.PathLike, attrs: Mapping[st
     """Write the simulated dataset with its ground truth to one HDF5 file (atomically)."""
     all_attrs = {"source": "egg simulate", **sim.headline(), **dict(attrs or {})}
     write_dataset(
-        path, sim.images, sim.responses, sim.trial_image, sim.tiers, sim.population.neuron_ids,
-        neurons=sim.neurons, attrs=all_attrs, ground_truth=ground_truth_content(sim.population),
+        path,
+        sim.images,
+        sim.responses,
+        sim.trial_image,
+        sim.tiers,
+        sim.population.neuron_ids,
+        neurons=sim.neurons,
+        attrs=all_attrs,
+        ground_truth=ground_truth_content(sim.population),
     )

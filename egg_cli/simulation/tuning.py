@@ -1,8 +1,9 @@
 """Grating tuning of response models: preferred orientation, spatial frequency, selectivity."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -5,15 +5,17 @@ expands it), job folders from ``<job>/.hydra/overrides.yaml``; the two are match
 overrides, so a custom ``hydra.sweep.subdir`` works too. A job's status is read from the
 ``job.json`` that egg's command wrapper keeps (see :mod:`egg_cli.sweeps.jobs`).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import logging
 import os
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -46,11 +48,16 @@ def collect_sweep(sweep_dir: str | os.PathLike, metrics: Sequence[str] = ()) -> 
     empty keeps every numeric entry.
     """
     sweep_dir = Path(sweep_dir)
-    require(sweep_dir.is_dir(), f"{sweep_dir}: no such folder; expected the sweep folder (hydra.sweep.dir) of `egg <command> -m ...`")
+    require(
+        sweep_dir.is_dir(), f"{sweep_dir}: no such folder; expected the sweep folder (hydra.sweep.dir) of `egg <command> -m ...`"
+    )
     found = {tuple(overrides): folder for folder, overrides in job_folders(sweep_dir)}
     planned = planned_jobs(sweep_dir)
-    require(bool(found or planned), f"{sweep_dir}: not a sweep folder; expected multirun.yaml or job folders "
-                                    "holding .hydra/overrides.yaml (written by `egg <command> -m ...`)")
+    require(
+        bool(found or planned),
+        f"{sweep_dir}: not a sweep folder; expected multirun.yaml or job folders "
+        "holding .hydra/overrides.yaml (written by `egg <command> -m ...`)",
+    )
     results = []
     for num, overrides in enumerate(planned):
         folder = found.pop(tuple(overrides), None)

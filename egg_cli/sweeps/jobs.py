@@ -7,6 +7,7 @@ threads), timings and, for a failed job, its one-line ``error`` (the full text i
 ``error.txt``). A job whose ``job.json`` says ``finished`` for the same config hash is skipped
 when the sweep runs again; a failed job keeps its folder so ``egg collect`` can report it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,9 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
@@ -61,8 +63,7 @@ def error_line(err: BaseException) -> str:
 class SweepJob:
     """The multirun job running in this process, seen from its folder ``out``."""
 
-    def __init__(self, out: Path, num: int, overrides: list[str], sweep_dir: Path, launcher: Mapping[str, Any],
-                 job_id: str = ""):
+    def __init__(self, out: Path, num: int, overrides: list[str], sweep_dir: Path, launcher: Mapping[str, Any], job_id: str = ""):
         self.out = out
         self.num = num
         self.overrides = overrides
@@ -72,7 +73,7 @@ class SweepJob:
         self._started = time.perf_counter()
 
     @classmethod
-    def current(cls, out: Path) -> "SweepJob | None":
+    def current(cls, out: Path) -> SweepJob | None:
         """The job Hydra is running now, or None outside ``-m``/``--multirun``."""
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -81,8 +82,14 @@ class SweepJob:
         if hc.mode != RunMode.MULTIRUN:
             return None
         launcher = hc.launcher if isinstance(hc.launcher, DictConfig) else {}
-        return cls(out, int(hc.job.num), [str(o) for o in hc.overrides.task], Path(str(hc.sweep.dir)), launcher,
-                   job_id=str(hc.job.get("id", "")))
+        return cls(
+            out,
+            int(hc.job.num),
+            [str(o) for o in hc.overrides.task],
+            Path(str(hc.sweep.dir)),
+            launcher,
+            job_id=str(hc.job.get("id", "")),
+        )
 
     def finished_summary(self, resolved_yaml: str) -> dict[str, Any] | None:
         """The summary of an earlier finished run of this job with the same resolved config, if any.
@@ -108,8 +115,13 @@ class SweepJob:
         cpus = self.launcher.get("cpus_per_task")
         if cpus and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(int(cpus))
-        self.record.update(status="running", host=socket.gethostname(), pid=os.getpid(),
-                           started=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=torch.get_num_threads())
+        self.record.update(
+            status="running",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            threads=torch.get_num_threads(),
+        )
         if "device" in cfg:
             device = resolve_device(str(cfg.device))
             self.record["device"] = str(device)

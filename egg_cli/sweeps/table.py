@@ -1,10 +1,12 @@
 """The sweep table: one row per job (overrides, status, headline metrics) as CSV and Markdown."""
+
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from egg_cli.io import atomic_path, write_csv
 from egg_cli.sweeps.collect import FAILED, STATUSES, JobResult
@@ -39,8 +41,7 @@ def markdown(results: Sequence[JobResult], sweep_dir: Path) -> str:
     """The sweep as Markdown: counts, overrides shared by all jobs, the job table (overrides that differ,
     status, metrics), then the failed jobs with their error lines."""
     counts = Counter(r.status for r in results)
-    lines = [f"# sweep {sweep_dir}", "",
-             f"{len(results)} jobs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES), ""]
+    lines = [f"# sweep {sweep_dir}", "", f"{len(results)} jobs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES), ""]
     rows = table_rows(results, sweep_dir)
     common = common_overrides(results)
     if common:

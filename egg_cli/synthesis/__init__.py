@@ -6,6 +6,7 @@ Library use (the CLI ``egg synth`` is a thin wrapper over these)::
     result = synthesize(GradientAscent(steps=1000), NeuronObjective(model, [3, 7]), seeds=[0, 1, 2],
                         device=torch.device("cpu"))
 """
+
 from egg_cli.synthesis.adapter import ImageAdapter, contrast_norm, project_norm
 from egg_cli.synthesis.egg import EnergyGuidedDiffusion
 from egg_cli.synthesis.ga import GradientAscent

@@ -17,10 +17,11 @@ contrast of 0.25 z-units per value; for other input shapes the norm is
 ``rms_contrast * sqrt(C * H * W)`` so the RMS contrast stays the same (an explicit ``norm``
 overrides it). Every step acts on each image alone.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -101,9 +102,7 @@ class ImageAdapter(nn.Module):
         if not (cs == ct or cs == 1 or ct == 1):
             raise EggError(f"cannot adapt {where}: channels must match or one side must be grayscale (1 channel)")
         if self.fit == "resize" and abs(hs * wt - ht * ws) > 0.01 * ht * ws:
-            raise EggError(
-                f"cannot adapt {where}: aspect ratios differ; set adapter.fit=center_crop to crop the generator image"
-            )
+            raise EggError(f"cannot adapt {where}: aspect ratios differ; set adapter.fit=center_crop to crop the generator image")
 
     def crop_box(self) -> tuple[int, int, int, int]:
         """(top, left, height, width) of the generator image that is resized to the model input."""
@@ -139,10 +138,19 @@ class ImageAdapter(nn.Module):
             x = project_norm(x, self.norm)
         return x
 
-    def with_norm(self, norm: float | None) -> "ImageAdapter":
+    def with_norm(self, norm: float | None) -> ImageAdapter:
         """A copy of this adapter with another fixed norm (None: no rescaling)."""
-        return ImageAdapter(self.source_shape, self.target_shape, self.pixel_mean, self.pixel_std, self.source_space,
-                            norm, self.fit, self.pixel_range, self.antialias)
+        return ImageAdapter(
+            self.source_shape,
+            self.target_shape,
+            self.pixel_mean,
+            self.pixel_std,
+            self.source_space,
+            norm,
+            self.fit,
+            self.pixel_range,
+            self.antialias,
+        )
 
     def zscore_bounds(self) -> tuple[float, float]:
         """The pixel range (0-255) in z-scored units: the bounds used for pixel clipping."""

@@ -6,11 +6,12 @@ the backward pass; the difference is the per-element cost (the parameters cancel
 size is the largest that fits a fraction of the free memory of the device (free CUDA memory,
 or ``MemAvailable`` of the host), capped by ``max_batch_size``.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -72,8 +73,9 @@ def choose_batch_size(per_element: int, device: torch.device, n_elements: int, m
     return size
 
 
-def resolve_batch_size(spec: int | str, probe: Callable[[int], None], device: torch.device,
-                       n_elements: int, max_batch_size: int) -> int:
+def resolve_batch_size(
+    spec: int | str, probe: Callable[[int], None], device: torch.device, n_elements: int, max_batch_size: int
+) -> int:
     """``batch_size=auto`` measures memory through ``probe``; an integer is used as given."""
     if isinstance(spec, str):
         if spec != "auto":

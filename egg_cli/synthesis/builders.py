@@ -3,11 +3,13 @@
 Every builder takes an :class:`ObjectiveContext` (the generating model, the selected neurons, a
 lazy dataset loader and the synthesis contrast) plus the options of its config file.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,14 +40,27 @@ def neuron(
     methods: Sequence[str] | None = None,
 ) -> NeuronObjective:
     """One selected neuron per problem (``objective=neuron``; ``objective=meni`` sets name and EGG defaults)."""
-    return NeuronObjective(context.model, context.neurons, inhibitory=inhibitory, name=name,
-                           energy_scale=energy_scale, egg_steps=egg_steps, methods=methods)
+    return NeuronObjective(
+        context.model,
+        context.neurons,
+        inhibitory=inhibitory,
+        name=name,
+        energy_scale=energy_scale,
+        egg_steps=egg_steps,
+        methods=methods,
+    )
 
 
 def zscored_model_images(images_raw: np.ndarray, model: nn.Module, norm: float | None) -> torch.Tensor:
     """Raw dataset images -> the model's input (z-scored, resized, channels) at L2 norm ``norm``."""
-    adapter = ImageAdapter(images_raw.shape[1:], model.input_shape, float(model.pixel_mean), float(model.pixel_std),
-                           source_space="zscored", norm=None)
+    adapter = ImageAdapter(
+        images_raw.shape[1:],
+        model.input_shape,
+        float(model.pixel_mean),
+        float(model.pixel_std),
+        source_space="zscored",
+        norm=None,
+    )
     raw = torch.as_tensor(images_raw, dtype=torch.float32)
     images = adapter((raw - adapter.pixel_mean) / adapter.pixel_std)
     return images if norm is None else project_norm(images, norm)
@@ -69,13 +84,16 @@ def reconstruction(
     if responses is not None:
         path = Path(responses)
         if not path.is_file():
-            raise EggError(f"objective.responses={path} does not exist; expected a .npy file of targets x {model.n_neurons} responses")
+            raise EggError(
+                f"objective.responses={path} does not exist; expected a .npy file of targets x {model.n_neurons} responses"
+            )
         try:
             targets = np.load(path)
         except Exception as err:
             raise EggError(f"objective.responses={path} could not be read as .npy: {err}") from err
-        return ReconstructionObjective(model, target_responses=np.atleast_2d(targets).astype(np.float32),
-                                       energy_scale=energy_scale, egg_steps=egg_steps)
+        return ReconstructionObjective(
+            model, target_responses=np.atleast_2d(targets).astype(np.float32), energy_scale=energy_scale, egg_steps=egg_steps
+        )
     if target_contrast not in ("adapter", "native"):
         raise EggError(f"objective.target_contrast={target_contrast!r} unknown; expected adapter or native")
     if not images:
@@ -88,5 +106,6 @@ def reconstruction(
     index = pool[[int(i) for i in images]]
     norm = context.norm if target_contrast == "adapter" else None
     target_images = zscored_model_images(np.asarray(dataset.images[index]), model, norm)
-    return ReconstructionObjective(model, target_images=target_images.to(context.device), target_index=index,
-                                   energy_scale=energy_scale, egg_steps=egg_steps)
+    return ReconstructionObjective(
+        model, target_images=target_images.to(context.device), target_index=index, energy_scale=energy_scale, egg_steps=egg_steps
+    )

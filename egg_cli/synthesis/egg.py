@@ -12,9 +12,11 @@ Defaults from the paper: 100 steps and energy scale 5 for MEIs, 50 steps and a s
 (1-2) for most exciting natural images and reconstructions. When ``steps`` or ``energy_scale``
 is left null the objective's suggestion is used.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 

@@ -1,4 +1,5 @@
 """Pictures of a synthesis run: one grid per method (problems x seeds, then the top natural images)."""
+
 from __future__ import annotations
 
 from pathlib import Path

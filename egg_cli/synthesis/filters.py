@@ -1,4 +1,5 @@
 """Image-space filters used by the optimizers: separable Gaussian blur with reflect padding."""
+
 from __future__ import annotations
 
 import torch

@@ -18,9 +18,10 @@ Adam's statistics are element-wise and gradients are normalized per image. The o
 diversity term is the one deliberate exception: it penalizes the cosine similarity between
 the images of the same problem (different seeds), so chunks then hold whole problems.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -157,8 +158,20 @@ class GradientAscent(SynthesisMethod):
         return GeneratorSpace((c, h, w), "zscored")
 
     def info(self) -> MethodInfo:
-        keys = ("optimizer", "lr", "momentum", "weight_decay", "normalize_gradient", "blur_sigma", "blur_truncate",
-                "jitter", "fourier", "fourier_decay", "clip", "diversity")
+        keys = (
+            "optimizer",
+            "lr",
+            "momentum",
+            "weight_decay",
+            "normalize_gradient",
+            "blur_sigma",
+            "blur_truncate",
+            "jitter",
+            "fourier",
+            "fourier_decay",
+            "clip",
+            "diversity",
+        )
         return MethodInfo(self.name, {"steps": self.n_steps, **{k: getattr(self, k) for k in keys}})
 
     def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

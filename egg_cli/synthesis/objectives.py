@@ -5,10 +5,11 @@ population response (``ReconstructionObjective``). Every batch element carries i
 index, so one batch holds many neurons and seeds at once and nothing couples its elements.
 Methods maximize the score; the energy of EGG is minus the score.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ class Objective:
         """Score of every image for every problem: (B, n_problems), one model pass."""
         raise NotImplementedError
 
-    def with_model(self, model: nn.Module) -> "Objective":
+    def with_model(self, model: nn.Module) -> Objective:
         """The same objective scored by another model (held-out models, ground truth)."""
         raise NotImplementedError
 
@@ -109,7 +110,7 @@ class NeuronObjective(Objective):
         score = self.model(images)[:, self._units.to(images.device)]
         return -score if self.inhibitory else score
 
-    def with_model(self, model: nn.Module) -> "NeuronObjective":
+    def with_model(self, model: nn.Module) -> NeuronObjective:
         if int(model.n_neurons) != int(self.model.n_neurons):
             raise EggError(
                 f"scoring model has {model.n_neurons} neurons but the generating model has "
@@ -178,12 +179,22 @@ class ReconstructionObjective(Objective):
         responses = self.model(images)
         return -((responses[:, None, :] - self.targets.to(responses.device)[None]) ** 2).mean(dim=2)
 
-    def with_model(self, model: nn.Module) -> "ReconstructionObjective":
+    def with_model(self, model: nn.Module) -> ReconstructionObjective:
         if self.target_images is not None:
-            return ReconstructionObjective(model, target_images=self.target_images, target_index=self.target_index,
-                                           energy_scale=self.energy_scale, egg_steps=self.egg_steps)
-        return ReconstructionObjective(model, target_responses=self.targets, target_index=self.target_index,
-                                       energy_scale=self.energy_scale, egg_steps=self.egg_steps)
+            return ReconstructionObjective(
+                model,
+                target_images=self.target_images,
+                target_index=self.target_index,
+                energy_scale=self.energy_scale,
+                egg_steps=self.egg_steps,
+            )
+        return ReconstructionObjective(
+            model,
+            target_responses=self.targets,
+            target_index=self.target_index,
+            energy_scale=self.energy_scale,
+            egg_steps=self.egg_steps,
+        )
 
     def problem_table(self) -> dict[str, np.ndarray]:
         table = {"target_responses": self.targets.cpu().numpy()}

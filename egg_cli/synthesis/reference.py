@@ -6,9 +6,11 @@ rescaled to the synthesis norm, then scored by the objective. The top images per
 kept (for MENIs they are shown next to the synthesized images); the best score at the images'
 own contrast is kept too, for reference.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,8 +43,15 @@ def natural_reference(
     n = len(images_raw)
     indices = np.arange(n) if indices is None else np.asarray(indices)
     top_k = int(min(top_k, n))
-    adapter = ImageAdapter(images_raw.shape[1:], model.input_shape, float(model.pixel_mean), float(model.pixel_std),
-                           source_space="zscored", norm=None, fit="resize").to(device)
+    adapter = ImageAdapter(
+        images_raw.shape[1:],
+        model.input_shape,
+        float(model.pixel_mean),
+        float(model.pixel_std),
+        source_space="zscored",
+        norm=None,
+        fit="resize",
+    ).to(device)
     fixed_scores, native_scores, norms = [], [], []
     for i in tqdm(range(0, n, batch_size), desc="natural images", disable=not progress, leave=False):
         raw = torch.as_tensor(images_raw[i : i + batch_size], dtype=torch.float32, device=device)

@@ -1,4 +1,5 @@
 """Synthesis results in memory and on disk (``synthesis.h5``; layout in docs/synthesis.md)."""
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,9 @@ def read_synthesis(path: str | Path) -> SynthesisResult:
         raise EggError(f"synthesis result {path} is not a readable HDF5 file: {err}") from err
     with f:
         if f.attrs.get("format") != FORMAT:
-            raise EggError(f"{path} is not an egg synthesis result (attribute format={f.attrs.get('format')!r}, expected {FORMAT!r})")
+            raise EggError(
+                f"{path} is not an egg synthesis result (attribute format={f.attrs.get('format')!r}, expected {FORMAT!r})"
+            )
         known = {"format", "format_version", "method", "objective", "method_settings", "adapter", "batch_size", "device"}
         problems = {k: f["problems"][k][()] for k in f["problems"] if k != "label"}
         labels = [s.decode() if isinstance(s, bytes) else str(s) for s in f["problems/label"][()]]

@@ -1,9 +1,11 @@
 """Run a synthesis method over problems x seeds in memory-sized chunks and score the results."""
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +22,9 @@ from egg_cli.synthesis.results import GENERATING, SynthesisResult
 log = logging.getLogger(__name__)
 
 
-def build_adapter(model: nn.Module, source_shape: Sequence[int], source_space: str,
-                  options: Mapping[str, Any] | None = None) -> ImageAdapter:
+def build_adapter(
+    model: nn.Module, source_shape: Sequence[int], source_space: str, options: Mapping[str, Any] | None = None
+) -> ImageAdapter:
     """The adapter from a generator space to ``model``'s input, from ``adapter.*`` options.
 
     Options: ``rms_contrast`` (0.25), ``norm`` (explicit L2 norm, overrides), ``fit``
@@ -31,8 +34,14 @@ def build_adapter(model: nn.Module, source_shape: Sequence[int], source_space: s
     target = tuple(int(s) for s in model.input_shape)
     norm = contrast_norm(target, options.get("rms_contrast", 0.25), options.get("norm"))
     return ImageAdapter(
-        source_shape, target, float(model.pixel_mean), float(model.pixel_std), source_space=source_space,
-        norm=norm, fit=options.get("fit", "resize"), pixel_range=tuple(options.get("pixel_range", (0.0, 255.0))),
+        source_shape,
+        target,
+        float(model.pixel_mean),
+        float(model.pixel_std),
+        source_space=source_space,
+        norm=norm,
+        fit=options.get("fit", "resize"),
+        pixel_range=tuple(options.get("pixel_range", (0.0, 255.0))),
         antialias=bool(options.get("antialias", False)),
     )
 
@@ -40,10 +49,16 @@ def build_adapter(model: nn.Module, source_shape: Sequence[int], source_space: s
 def adapter_record(adapter: ImageAdapter) -> dict[str, Any]:
     """What the result file records about the adapter."""
     return {
-        "source_space": adapter.source_space, "source_shape": list(adapter.source_shape),
-        "target_shape": list(adapter.target_shape), "norm": adapter.norm, "fit": adapter.fit,
-        "pixel_mean": adapter.pixel_mean, "pixel_std": adapter.pixel_std, "pixel_range": list(adapter.pixel_range),
-        "antialias": adapter.antialias, "crop_box": list(adapter.crop_box()),
+        "source_space": adapter.source_space,
+        "source_shape": list(adapter.source_shape),
+        "target_shape": list(adapter.target_shape),
+        "norm": adapter.norm,
+        "fit": adapter.fit,
+        "pixel_mean": adapter.pixel_mean,
+        "pixel_std": adapter.pixel_std,
+        "pixel_range": list(adapter.pixel_range),
+        "antialias": adapter.antialias,
+        "crop_box": list(adapter.crop_box()),
     }
 
 
@@ -82,8 +97,9 @@ def synthesize(
     space = method.prepare(objective, model.input_shape, device)
     adapter = build_adapter(model, space.shape, space.space, adapter_options).to(device)
     n_elements = len(problem_ids) * len(seeds)
-    size = resolve_batch_size(batch_size, lambda b: method.probe(objective, adapter, device, b), device,
-                              n_elements, max_batch_size)
+    size = resolve_batch_size(
+        batch_size, lambda b: method.probe(objective, adapter, device, b), device, n_elements, max_batch_size
+    )
     chunks = plan_chunks(len(problem_ids), len(seeds), size, whole_problems=method.couples_seeds)
 
     P, S = len(problem_ids), len(seeds)
@@ -92,8 +108,9 @@ def synthesize(
     scores = np.zeros((P, S), dtype=np.float32)
     seconds = np.zeros((P, S), dtype=np.float64)
     chunk_of = np.zeros((P, S), dtype=np.int32)
-    bar = tqdm(total=n_elements * method.steps, desc=f"{method.name} {objective.name}", unit="step",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=n_elements * method.steps, desc=f"{method.name} {objective.name}", unit="step", disable=not progress, leave=False
+    )
     for k, chunk in enumerate(chunks):
         local, chunk_seeds = chunk_problem_seed(chunk, seeds)
         problem = torch.as_tensor([problem_ids[p] for p in local.tolist()], dtype=torch.long)
@@ -130,11 +147,22 @@ def synthesize(
     labels_all = objective.labels()
     table = {key: value[problem_ids] for key, value in objective.problem_table().items()}
     result = SynthesisResult(
-        method=method.name, objective=objective.name, method_settings=method.info().settings,
-        adapter=adapter_record(adapter), seeds=np.asarray(seeds, dtype=np.int64), problems=table,
-        labels=[labels_all[p] for p in problem_ids], images=images, scores={GENERATING: scores}, trace=trace,
-        seconds_per_image=seconds, chunk=chunk_of, batch_size=size, device=str(device),
-        generator_images=generator_images, extras=extras,
+        method=method.name,
+        objective=objective.name,
+        method_settings=method.info().settings,
+        adapter=adapter_record(adapter),
+        seeds=np.asarray(seeds, dtype=np.int64),
+        problems=table,
+        labels=[labels_all[p] for p in problem_ids],
+        images=images,
+        scores={GENERATING: scores},
+        trace=trace,
+        seconds_per_image=seconds,
+        chunk=chunk_of,
+        batch_size=size,
+        device=str(device),
+        generator_images=generator_images,
+        extras=extras,
     )
     check_finite(result.scores[GENERATING], result, GENERATING)
     return result
@@ -153,8 +181,14 @@ def check_finite(scores: np.ndarray, result: SynthesisResult, model_name: str) -
 
 
 @torch.no_grad()
-def rescore(objective: Objective, model: nn.Module, result: SynthesisResult, device: torch.device,
-            batch_size: int = 64, problems: Sequence[int] | None = None) -> np.ndarray:
+def rescore(
+    objective: Objective,
+    model: nn.Module,
+    result: SynthesisResult,
+    device: torch.device,
+    batch_size: int = 64,
+    problems: Sequence[int] | None = None,
+) -> np.ndarray:
     """Objective of ``result.images`` in another model (held-out member, ground truth): (P, S)."""
     other = objective.with_model(model)
     shape = tuple(int(s) for s in model.input_shape)

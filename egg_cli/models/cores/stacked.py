@@ -4,6 +4,7 @@ A 9x9 first layer without padding, then depth-separable 5x5 layers with "same" p
 followed by batch norm and ELU. Only the last layer feeds the readout. The first layer's filters
 carry a Laplace smoothness penalty (squared Laplacian normalized by the filters' energy).
 """
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,9 @@ class StackedConvCore(nn.Module):
         super().__init__()
         require(layers >= 1, f"model.core.layers={layers} is invalid; expected an integer >= 1")
         require(channels >= 1, f"model.core.channels={channels} is invalid; expected an integer >= 1")
-        require(input_kernel % 2 == 1 and hidden_kernel % 2 == 1,
-                f"model.core kernels ({input_kernel}, {hidden_kernel}) must be odd")
+        require(
+            input_kernel % 2 == 1 and hidden_kernel % 2 == 1, f"model.core kernels ({input_kernel}, {hidden_kernel}) must be odd"
+        )
         require(gamma_input >= 0, f"model.core.gamma_input={gamma_input} is invalid; expected >= 0")
         self.in_channels = in_channels
         self.out_channels = channels
@@ -60,8 +62,11 @@ class StackedConvCore(nn.Module):
         blocks = [self._block(nn.Conv2d(in_channels, channels, input_kernel, bias=False), channels, batch_norm_momentum)]
         for _ in range(layers - 1):
             pad = hidden_kernel // 2
-            conv = (DepthSeparableConv(channels, channels, hidden_kernel, pad) if depth_separable
-                    else nn.Conv2d(channels, channels, hidden_kernel, padding=pad, bias=False))
+            conv = (
+                DepthSeparableConv(channels, channels, hidden_kernel, pad)
+                if depth_separable
+                else nn.Conv2d(channels, channels, hidden_kernel, padding=pad, bias=False)
+            )
             blocks.append(self._block(conv, channels, batch_norm_momentum))
         self.layers = nn.ModuleList(blocks)
 

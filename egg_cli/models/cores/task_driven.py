@@ -4,6 +4,7 @@ No downloads ever: the network is built with ``pretrained=False`` and weights co
 local file (``weights``). Grayscale input is repeated to three channels. An optional batch norm
 + ReLU after the cut adapts the feature statistics for the readout.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,9 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable file
-        raise EggError(f"model.core.weights={path} could not be read ({type(err).__name__}: {err}); expected a torch state dict") from err
+        raise EggError(
+            f"model.core.weights={path} could not be read ({type(err).__name__}: {err}); expected a torch state dict"
+        ) from err
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -40,7 +43,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise EggError(f"model.core.weights={path} holds a {type(state).__name__}; expected a state dict")
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -88,7 +91,7 @@ class TaskDrivenCore(nn.Module):
         self.model_name, self.layer = model_name, layer
         self.register_buffer("_zero", torch.zeros(()), persistent=False)
 
-    def train(self, mode: bool = True) -> "TaskDrivenCore":
+    def train(self, mode: bool = True) -> TaskDrivenCore:
         """A frozen backbone stays in evaluation mode (fixed batch-norm statistics)."""
         super().train(mode)
         if self.frozen:

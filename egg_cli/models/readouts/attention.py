@@ -7,10 +7,11 @@ pooling map, and the pooled value is projected on a per-neuron feature vector pl
 Both linear maps are folded into the per-neuron vectors (exactly the same function), so the cost
 grows with the core's channels rather than with the key/value size.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -54,8 +55,10 @@ class AttentionReadout(nn.Module):
         super().__init__()
         require(dim >= 1, f"model.readout.dim={dim} is invalid; expected an integer >= 1")
         require(0 <= dropout < 1, f"model.readout.dropout={dropout} is invalid; expected in [0, 1)")
-        require(gamma_query >= 0 and gamma_features >= 0,
-                f"model.readout gamma_query={gamma_query}, gamma_features={gamma_features} are invalid; expected >= 0")
+        require(
+            gamma_query >= 0 and gamma_features >= 0,
+            f"model.readout gamma_query={gamma_query}, gamma_features={gamma_features} are invalid; expected >= 0",
+        )
         channels, height, width = (int(s) for s in in_shape)
         self.in_shape = (channels, height, width)
         self.n_neurons = n_neurons
@@ -67,7 +70,9 @@ class AttentionReadout(nn.Module):
         self.value = nn.Linear(channels, dim, bias=False)
         self.query = nn.Parameter(torch.randn(n_neurons, dim) * init_query_std)
         self.features = nn.Parameter(torch.full((n_neurons, dim), 1.0 / dim))
-        self.bias = nn.Parameter(torch.zeros(n_neurons) if bias_init is None else torch.as_tensor(bias_init, dtype=torch.float32).clone())
+        self.bias = nn.Parameter(
+            torch.zeros(n_neurons) if bias_init is None else torch.as_tensor(bias_init, dtype=torch.float32).clone()
+        )
 
     def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooling maps ``(B, positions, n)`` (softmax over positions) and the tokens ``(B, positions, C)``.

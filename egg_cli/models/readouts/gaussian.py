@@ -6,9 +6,10 @@ position is sampled as ``mu + sigma @ z`` (z standard normal, one draw per image
 in evaluation it is fixed at ``mu``. The feature vector at that position is read by bilinear
 interpolation and weighted by per-neuron feature weights (initialized to 1/C) plus a bias.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,9 @@ class GaussianReadout(nn.Module):
         else:
             self.sigma = nn.Parameter(torch.full((n_neurons, 1), init_sigma))
         self.features = nn.Parameter(torch.full((n_neurons, channels), 1.0 / channels))
-        self.bias = nn.Parameter(torch.zeros(n_neurons) if bias_init is None else torch.as_tensor(bias_init, dtype=torch.float32).clone())
+        self.bias = nn.Parameter(
+            torch.zeros(n_neurons) if bias_init is None else torch.as_tensor(bias_init, dtype=torch.float32).clone()
+        )
 
     def grid(self, batch_size: int, sample: bool) -> torch.Tensor:
         """Sampling positions ``(B, n, 1, 2)`` in [-1, 1]; random around ``mu`` when ``sample``."""

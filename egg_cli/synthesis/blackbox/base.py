@@ -6,6 +6,7 @@ maximized; NaN marks an image the scorer did not score (a closed-loop rig may sk
 Optimizers are plain Python objects that pickle with their random state, so a search resumes
 exactly where its last saved generation ended.
 """
+
 from __future__ import annotations
 
 import numpy as np

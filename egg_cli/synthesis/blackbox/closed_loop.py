@@ -8,6 +8,7 @@ channel, empty or NaN = not scored) into the same folder, atomically (temporary 
 egg polls for that file until ``timeout_s`` and fails with a message naming the file. When the
 search ends egg writes ``<exchange>/done.json``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,8 +74,15 @@ def read_png(path: Path) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def write_generation(folder: Path, names: Sequence[str], images: torch.Tensor, rows: Sequence[dict[str, Any]],
-                     info: dict[str, Any], pixel_mean: float, pixel_std: float) -> None:
+def write_generation(
+    folder: Path,
+    names: Sequence[str],
+    images: torch.Tensor,
+    rows: Sequence[dict[str, Any]],
+    info: dict[str, Any],
+    pixel_mean: float,
+    pixel_std: float,
+) -> None:
     """PNGs, ``manifest.csv`` and finally ``manifest.json`` of one generation."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, pixels in zip(names, to_uint8(images, pixel_mean, pixel_std)):
@@ -90,8 +99,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise EggError(f"{path} could not be read as a JSON manifest: {err}") from err
     if manifest.get("protocol") != PROTOCOL or int(manifest.get("version", -1)) != PROTOCOL_VERSION:
-        raise EggError(f"{path}: protocol {manifest.get('protocol')!r} version {manifest.get('version')!r}; "
-                       f"expected {PROTOCOL!r} version {PROTOCOL_VERSION}")
+        raise EggError(
+            f"{path}: protocol {manifest.get('protocol')!r} version {manifest.get('version')!r}; "
+            f"expected {PROTOCOL!r} version {PROTOCOL_VERSION}"
+        )
     return manifest
 
 
@@ -103,22 +114,28 @@ def read_responses(path: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
     except OSError as err:
         raise EggError(f"{path} could not be read: {err}") from err
     if not rows or not rows[0] or rows[0][0].strip() != IMAGE_COLUMN:
-        raise EggError(f"{path}: the first header cell must be {IMAGE_COLUMN!r} followed by channel names; "
-                       f"got {rows[0][:3] if rows else 'an empty file'}")
+        raise EggError(
+            f"{path}: the first header cell must be {IMAGE_COLUMN!r} followed by channel names; "
+            f"got {rows[0][:3] if rows else 'an empty file'}"
+        )
     channels = [c.strip() for c in rows[0][1:]]
     table: dict[str, dict[str, float]] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) != len(channels) + 1:
-            raise EggError(f"{path} line {line}: {len(row)} cells; expected {len(channels) + 1} (image + {len(channels)} channels)")
+            raise EggError(
+                f"{path} line {line}: {len(row)} cells; expected {len(channels) + 1} (image + {len(channels)} channels)"
+            )
         values = {}
         for channel, cell in zip(channels, row[1:]):
             text = cell.strip()
             try:
                 values[channel] = float(text) if text and text.lower() not in ("nan", "na") else math.nan
             except ValueError as err:
-                raise EggError(f"{path} line {line}: channel {channel!r} holds {text!r}; expected a number, empty or NaN") from err
+                raise EggError(
+                    f"{path} line {line}: channel {channel!r} holds {text!r}; expected a number, empty or NaN"
+                ) from err
         table[row[0].strip()] = values
     return channels, table
 
@@ -149,8 +166,10 @@ class ClosedLoopScorer(Scorer):
             channels = [str(i) for i in ids]
         channels = [str(c) for c in channels]
         if len(channels) != objective.n_problems:
-            raise EggError(f"method.scorer.channels lists {len(channels)} channels for {objective.n_problems} neurons; "
-                           "expected one channel per selected neuron, in the order of neurons=")
+            raise EggError(
+                f"method.scorer.channels lists {len(channels)} channels for {objective.n_problems} neurons; "
+                "expected one channel per selected neuron, in the order of neurons="
+            )
         self.objective = objective
         self.sign = -1.0 if objective.inhibitory else 1.0
         self.exchange = Path(exchange)
@@ -185,8 +204,13 @@ class ClosedLoopScorer(Scorer):
         names = self.image_names(element, generation)
         problem = self.problem.numpy()[element]
         rows = [
-            {"image": name, "element": int(b), "neuron_index": int(self.objective.neurons[p]),
-             "channel": self.channels[p], "seed": self.seeds[b]}
+            {
+                "image": name,
+                "element": int(b),
+                "neuron_index": int(self.objective.neurons[p]),
+                "channel": self.channels[p],
+                "seed": self.seeds[b],
+            }
             for name, b, p in zip(names, element.tolist(), problem.tolist())
         ]
         responses = folder / RESPONSES
@@ -194,14 +218,26 @@ class ClosedLoopScorer(Scorer):
             if responses.exists():
                 responses.unlink()  # left over from a different set of images
             info = {
-                "protocol": PROTOCOL, "version": PROTOCOL_VERSION, "generation": int(generation),
-                "session": self.session, "channels": sorted(set(self.channels), key=self.channels.index),
-                "responses_file": RESPONSES, "image_shape": list(images.shape[1:]), "pixel_mean": self.pixel_mean,
-                "pixel_std": self.pixel_std, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "protocol": PROTOCOL,
+                "version": PROTOCOL_VERSION,
+                "generation": int(generation),
+                "session": self.session,
+                "channels": sorted(set(self.channels), key=self.channels.index),
+                "responses_file": RESPONSES,
+                "image_shape": list(images.shape[1:]),
+                "pixel_mean": self.pixel_mean,
+                "pixel_std": self.pixel_std,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             write_generation(folder, names, images, rows, info, self.pixel_mean, self.pixel_std)
-        log.info("generation %d: %d images in %s; waiting for %s (timeout %.0f s)", generation, len(names), folder,
-                 responses.name, self.timeout_s)
+        log.info(
+            "generation %d: %d images in %s; waiting for %s (timeout %.0f s)",
+            generation,
+            len(names),
+            folder,
+            responses.name,
+            self.timeout_s,
+        )
         table = self._wait(responses, generation)
         return self._lookup(responses, table, names, [r["channel"] for r in rows])
 
@@ -239,13 +275,16 @@ class ClosedLoopScorer(Scorer):
                 last_note = now
             time.sleep(self.poll_s)
 
-    def _lookup(self, path: Path, table: tuple[list[str], dict[str, dict[str, float]]], names: list[str],
-                channels: list[str]) -> np.ndarray:
+    def _lookup(
+        self, path: Path, table: tuple[list[str], dict[str, dict[str, float]]], names: list[str], channels: list[str]
+    ) -> np.ndarray:
         columns, values = table
         missing = sorted(set(channels) - set(columns))
         if missing:
-            raise EggError(f"{path} has no column for channel(s) {missing}; expected columns {IMAGE_COLUMN},"
-                           f"{','.join(sorted(set(channels)))} (any extra channels are ignored)")
+            raise EggError(
+                f"{path} has no column for channel(s) {missing}; expected columns {IMAGE_COLUMN},"
+                f"{','.join(sorted(set(channels)))} (any extra channels are ignored)"
+            )
         unknown = sorted(set(values) - set(names))
         if unknown:
             log.warning("%s answers %d image(s) this generation did not show, e.g. %s; ignored", path, len(unknown), unknown[0])
@@ -256,9 +295,15 @@ class ClosedLoopScorer(Scorer):
         return self.sign * scores
 
     def finish(self) -> None:
-        write_json(self.exchange / DONE, {"protocol": PROTOCOL, "version": PROTOCOL_VERSION, "status": "finished",
-                                          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        write_json(
+            self.exchange / DONE,
+            {
+                "protocol": PROTOCOL,
+                "version": PROTOCOL_VERSION,
+                "status": "finished",
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
 
     def settings(self) -> dict[str, Any]:
-        return {"scorer": self.name, "exchange": str(self.exchange), "channels": self.channels,
-                "timeout_s": self.timeout_s}
+        return {"scorer": self.name, "exchange": str(self.exchange), "channels": self.channels, "timeout_s": self.timeout_s}

@@ -17,6 +17,7 @@ random tangent directions at an angle that decays geometrically from ``angle_sta
 degrees) to ``angle_end`` (7.3 degrees) over the planned generations; the mean moves along the
 log-rank weighted sum of the best half's tangent steps. It adapts no covariance.
 """
+
 from __future__ import annotations
 
 import math
@@ -143,7 +144,9 @@ class SphereCMA(CodeOptimizer):
         if not sphere_radius > 0:
             raise EggError(f"method.sphere_radius={sphere_radius} must be positive")
         if not 0 < angle_end <= angle_start < 180:
-            raise EggError(f"method.angle_start={angle_start} and angle_end={angle_end} must satisfy 0 < end <= start < 180 (degrees)")
+            raise EggError(
+                f"method.angle_start={angle_start} and angle_end={angle_end} must satisfy 0 < end <= start < 180 (degrees)"
+            )
         self.dim = int(dim)
         self.rng = rng
         self.population_size = int(population_size)

@@ -16,13 +16,15 @@ input at the fixed contrast, exactly as for gradient ascent and EGG.
 ``code_std`` is the per-dimension scale of a random initial population (XDream) and
 ``sphere_radius`` the code norm of the sphere-constrained CMA variant.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,9 +51,7 @@ class CodeGenerator(nn.Module):
 
     def check_codes(self, codes: torch.Tensor) -> None:
         if codes.dim() != 2 or codes.shape[1] != self.code_dim:
-            raise EggError(
-                f"generator={self.name} expected codes of shape (batch, {self.code_dim}), got {tuple(codes.shape)}"
-            )
+            raise EggError(f"generator={self.name} expected codes of shape (batch, {self.code_dim}), got {tuple(codes.shape)}")
 
 
 def _grid(grid: int | Sequence[int], height: int, width: int) -> tuple[int, int]:
@@ -136,8 +136,13 @@ class PriorGenerator(CodeGenerator):
         return final.clamp(-1.0, 1.0)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "prior": self.prior_name, "steps": int(self.prior.num_steps),
-                "normalize": self.normalize, "decoder": "ddim eta=0"}
+        return {
+            **super().settings(),
+            "prior": self.prior_name,
+            "steps": int(self.prior.num_steps),
+            "normalize": self.normalize,
+            "decoder": "ddim eta=0",
+        }
 
 
 class DeePSiMFc6(nn.Module):
@@ -151,10 +156,15 @@ class DeePSiMFc6(nn.Module):
 
     #: (name, in, out, kernel, stride) of the up-convolutions, in order
     DECONVS = (
-        ("deconv5_0", 256, 256, 4, 2), ("deconv5_1", 256, 512, 3, 1),
-        ("deconv4_0", 512, 256, 4, 2), ("deconv4_1", 256, 256, 3, 1),
-        ("deconv3_0", 256, 128, 4, 2), ("deconv3_1", 128, 128, 3, 1),
-        ("deconv2", 128, 64, 4, 2), ("deconv1", 64, 32, 4, 2), ("deconv0", 32, 3, 4, 2),
+        ("deconv5_0", 256, 256, 4, 2),
+        ("deconv5_1", 256, 512, 3, 1),
+        ("deconv4_0", 512, 256, 4, 2),
+        ("deconv4_1", 256, 256, 3, 1),
+        ("deconv3_0", 256, 128, 4, 2),
+        ("deconv3_1", 128, 128, 3, 1),
+        ("deconv2", 128, 64, 4, 2),
+        ("deconv1", 64, 32, 4, 2),
+        ("deconv0", 32, 3, 4, 2),
     )
     CODE_DIM = 4096
 
@@ -217,8 +227,14 @@ class DeePSiMGenerator(CodeGenerator):
     name = "deepsim"
     space = "diffusion"
 
-    def __init__(self, weights: str, bgr_mean: Sequence[float] = (104.0, 117.0, 123.0), seed: int = 0,
-                 code_std: float = 1.0, sphere_radius: float = 300.0) -> None:
+    def __init__(
+        self,
+        weights: str,
+        bgr_mean: Sequence[float] = (104.0, 117.0, 123.0),
+        seed: int = 0,
+        code_std: float = 1.0,
+        sphere_radius: float = 300.0,
+    ) -> None:
         super().__init__()
         if weights is None or str(weights) in ("", "???"):
             raise EggError("generator.weights is not set; expected the DeePSiM fc6 state dict file (or 'random' for tests)")
@@ -264,7 +280,9 @@ def build_generator(kind: str, model_shape: Sequence[int], device: torch.device,
         normalize = bool(options.pop("normalize", True))
         prior_options = dict(options.pop("prior_options", {}) or {})
         if options:
-            raise EggError(f"generator=prior got unknown options {sorted(options)}; expected prior, steps, normalize, prior_options")
+            raise EggError(
+                f"generator=prior got unknown options {sorted(options)}; expected prior, steps, normalize, prior_options"
+            )
         prior = load_prior(name, steps=steps, device=device, **prior_options)
         return PriorGenerator(prior, normalize=normalize, prior_name=name)
     if kind == "deepsim":

@@ -14,11 +14,13 @@ The budget counts image evaluations per element (problem x seed); a search runs
 started again in the same folder (``hydra.run.dir=<run folder>``); the best-so-far curves go to
 ``best_so_far.csv`` / ``.png`` there.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,20 +111,33 @@ class GradientFreeMethod(SynthesisMethod):
 
     def prepare(self, objective: Objective, model_shape: Sequence[int], device: torch.device) -> GeneratorSpace:
         if self.generations < 1:
-            raise EggError(f"method.budget={self.budget} is below one generation of {self.population_size} images; "
-                           "expected at least population_size evaluations")
+            raise EggError(
+                f"method.budget={self.budget} is below one generation of {self.population_size} images; "
+                "expected at least population_size evaluations"
+            )
         if self.budget % self.population_size:
-            log.info("budget %d: %d whole generations of %d images (%d evaluations)", self.budget, self.generations,
-                     self.population_size, self.generations * self.population_size)
+            log.info(
+                "budget %d: %d whole generations of %d images (%d evaluations)",
+                self.budget,
+                self.generations,
+                self.population_size,
+                self.generations * self.population_size,
+            )
         options = dict(self.generator_options)
         kind = options.pop("kind", "pixel")
         self.generator = build_generator(kind, model_shape, device, **options)
         return GeneratorSpace(tuple(self.generator.shape), self.generator.space)
 
     def info(self) -> MethodInfo:
-        settings: dict[str, Any] = {"budget": self.budget, "generations": self.generations,
-                                    "evaluations": self.generations * self.population_size, "final": self.final,
-                                    **self.optimizer_settings(), "scorer": self.scorer_options, "noise": self.noise_options}
+        settings: dict[str, Any] = {
+            "budget": self.budget,
+            "generations": self.generations,
+            "evaluations": self.generations * self.population_size,
+            "final": self.final,
+            **self.optimizer_settings(),
+            "scorer": self.scorer_options,
+            "noise": self.noise_options,
+        }
         settings["generator"] = self.generator.settings() if self.generator is not None else self.generator_options
         if self._scorer is not None:
             settings["scorer_resolved"] = self._scorer.settings()
@@ -152,9 +167,13 @@ class GradientFreeMethod(SynthesisMethod):
         seeds = [int(s) for s in seeds]
         optimizers = [self.make_optimizer(element_rng(s, int(p)), self.generator) for p, s in zip(problem.tolist(), seeds)]
         fingerprint = {
-            "method": self.name, "optimizer": self.optimizer_settings(), "generator": self.generator.settings(),
+            "method": self.name,
+            "optimizer": self.optimizer_settings(),
+            "generator": self.generator.settings(),
             "scorer": {k: v for k, v in self.scorer_options.items() if k not in ("timeout_s", "poll_s")},
-            "noise": self.noise_options, "problems": problem.tolist(), "seeds": seeds,
+            "noise": self.noise_options,
+            "problems": problem.tolist(),
+            "seeds": seeds,
             "adapter": [list(adapter.source_shape), list(adapter.target_shape), adapter.norm],
         }
         if self.scheduled:
@@ -169,9 +188,20 @@ class GradientFreeMethod(SynthesisMethod):
             if self.work_dir is not None:
                 self._write_curves(labels, seeds, state, figure=done == self.generations)
 
-        outcome = run_search(self.generator, optimizers, adapter, scorer, problem, seeds, self.generations, device,
-                             state_path=state_path, fingerprint=fingerprint, batch_size=self.eval_batch_size,
-                             on_generation=on_generation)
+        outcome = run_search(
+            self.generator,
+            optimizers,
+            adapter,
+            scorer,
+            problem,
+            seeds,
+            self.generations,
+            device,
+            state_path=state_path,
+            fingerprint=fingerprint,
+            batch_size=self.eval_batch_size,
+            on_generation=on_generation,
+        )
         if on_step is not None and outcome.resumed_from == self.generations:
             on_step(self.generations)
         self._remember(labels, seeds, outcome)
@@ -182,22 +212,32 @@ class GradientFreeMethod(SynthesisMethod):
         element = np.arange(len(seeds))
         expected = scorer.expected(images, element)
         with torch.no_grad():
-            scores = torch.cat([
-                objective(images[i : i + self.eval_batch_size].to(device), problem[i : i + self.eval_batch_size].to(device)).float().cpu()
-                for i in range(0, len(images), self.eval_batch_size)
-            ])
+            scores = torch.cat(
+                [
+                    objective(images[i : i + self.eval_batch_size].to(device), problem[i : i + self.eval_batch_size].to(device))
+                    .float()
+                    .cpu()
+                    for i in range(0, len(images), self.eval_batch_size)
+                ]
+            )
         trace = np.where(np.isfinite(outcome.best_so_far), outcome.best_so_far, np.nan)
         extras = {
             "codes": codes.astype(np.float32),
             "best_observed_codes": outcome.best_code.astype(np.float32),
             "best_observed_score": np.where(np.isfinite(outcome.best_score), outcome.best_score, np.nan).astype(np.float32),
             "final_expected_score": (np.full(len(seeds), np.nan) if expected is None else expected).astype(np.float32),
-            "evaluations": outcome.evaluations[:, -1].astype(np.int64) if outcome.evaluations.size else np.zeros(len(seeds), np.int64),
+            "evaluations": outcome.evaluations[:, -1].astype(np.int64)
+            if outcome.evaluations.size
+            else np.zeros(len(seeds), np.int64),
         }
         keep_generated = self.generator.space != "zscored" or tuple(self.generator.shape) != tuple(adapter.target_shape)
-        return MethodOutput(images=images, scores=scores, trace=torch.as_tensor(trace, dtype=torch.float32),
-                            generator_images=generated if keep_generated else None,
-                            extras={k: torch.as_tensor(v) for k, v in extras.items()})
+        return MethodOutput(
+            images=images,
+            scores=scores,
+            trace=torch.as_tensor(trace, dtype=torch.float32),
+            generator_images=generated if keep_generated else None,
+            extras={k: torch.as_tensor(v) for k, v in extras.items()},
+        )
 
     # -- scorers -----------------------------------------------------------------------------
     def scorer(self, objective: Objective, adapter: ImageAdapter, device: torch.device, session: str = "") -> Scorer:
@@ -212,9 +252,16 @@ class GradientFreeMethod(SynthesisMethod):
             exchange = options.get("exchange") or (None if self.work_dir is None else self.work_dir / "exchange")
             if exchange is None:
                 raise EggError("method.scorer.exchange is not set; expected the folder shared with the rig")
-            self._scorer = ClosedLoopScorer(objective, exchange, adapter.pixel_mean, adapter.pixel_std,
-                                            channels=options.get("channels"), timeout_s=float(options.get("timeout_s", 600)),
-                                            poll_s=float(options.get("poll_s", 0.2)), session=session)
+            self._scorer = ClosedLoopScorer(
+                objective,
+                exchange,
+                adapter.pixel_mean,
+                adapter.pixel_std,
+                channels=options.get("channels"),
+                timeout_s=float(options.get("timeout_s", 600)),
+                poll_s=float(options.get("poll_s", 0.2)),
+                session=session,
+            )
             return self._scorer
         scoring = objective
         if kind == "ground_truth":
@@ -225,8 +272,9 @@ class GradientFreeMethod(SynthesisMethod):
             self._scorer = base
             return base
         where = {**options, **self.noise_options}
-        reference = self._reference_rates(scoring, lambda: self._dataset_path(objective, where, "method.noise.max_count"),
-                                          adapter, device)
+        reference = self._reference_rates(
+            scoring, lambda: self._dataset_path(objective, where, "method.noise.max_count"), adapter, device
+        )
         self._scorer = PoissonScorer(base, float(max_count), reference)
         return self._scorer
 
@@ -241,8 +289,9 @@ class GradientFreeMethod(SynthesisMethod):
 
         return load_ground_truth(self._dataset_path(objective, options, "method.scorer.kind=ground_truth"), device)
 
-    def _reference_rates(self, scoring: Objective, dataset_path: Callable[[], str], adapter: ImageAdapter,
-                         device: torch.device) -> np.ndarray:
+    def _reference_rates(
+        self, scoring: Objective, dataset_path: Callable[[], str], adapter: ImageAdapter, device: torch.device
+    ) -> np.ndarray:
         """Per problem, the best natural image's rate at the synthesis contrast (noise scale)."""
         from egg_cli.data import load_dataset
         from egg_cli.synthesis.reference import natural_reference
@@ -256,10 +305,16 @@ class GradientFreeMethod(SynthesisMethod):
 
     # -- curves ------------------------------------------------------------------------------
     def _write_curves(self, labels: list[str], seeds: list[int], state: Any, figure: bool) -> None:
-        stack = lambda xs: np.stack(xs, axis=1)  # noqa: E731
-        write_curves(self.work_dir, self._labels + labels, self._seeds + seeds,
-                     *self._joined(stack(state.best_so_far), stack(state.generation_mean), stack(state.generation_max),
-                                   stack(state.evaluations)), figure=figure)
+        stack = lambda xs: np.stack(xs, axis=1)
+        write_curves(
+            self.work_dir,
+            self._labels + labels,
+            self._seeds + seeds,
+            *self._joined(
+                stack(state.best_so_far), stack(state.generation_mean), stack(state.generation_max), stack(state.evaluations)
+            ),
+            figure=figure,
+        )
 
     def _joined(self, *current: np.ndarray) -> list[np.ndarray]:
         names = ("best_so_far", "generation_mean", "generation_max", "evaluations")
@@ -268,7 +323,7 @@ class GradientFreeMethod(SynthesisMethod):
             previous = self._curves.get(name, [])
             if previous and previous[0].shape[1] != value.shape[1]:
                 width = max(previous[0].shape[1], value.shape[1])
-                pad = lambda a: np.pad(a.astype(np.float64), ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)  # noqa: E731
+                pad = lambda a: np.pad(a.astype(np.float64), ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)  # noqa: B023 (used in this iteration)
                 previous, value = [pad(p) for p in previous], pad(value)
             out.append(np.concatenate([*previous, value]) if previous else value)
         return out
@@ -280,7 +335,9 @@ class GradientFreeMethod(SynthesisMethod):
         self._seeds += seeds
 
     def _write_all_curves(self) -> None:
-        parts = [np.concatenate(self._curves[name]) for name in ("best_so_far", "generation_mean", "generation_max", "evaluations")]
+        parts = [
+            np.concatenate(self._curves[name]) for name in ("best_so_far", "generation_mean", "generation_max", "evaluations")
+        ]
         write_curves(self.work_dir, self._labels, self._seeds, *parts, figure=True)
 
 
@@ -316,15 +373,31 @@ class XDream(GradientFreeMethod):
         super().__init__(budget=budget, **common)
 
     def optimizer_settings(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "selectivity": self.selectivity,
-                "heritability": self.heritability, "mutation_rate": self.mutation_rate,
-                "mutation_size": self.mutation_size, "n_elites": self.n_elites,
-                "clip_percentile": self.clip_percentile, "init_std": self.init_std}
+        return {
+            "population_size": self.population_size,
+            "selectivity": self.selectivity,
+            "heritability": self.heritability,
+            "mutation_rate": self.mutation_rate,
+            "mutation_size": self.mutation_size,
+            "n_elites": self.n_elites,
+            "clip_percentile": self.clip_percentile,
+            "init_std": self.init_std,
+        }
 
     def make_optimizer(self, rng: np.random.Generator, generator: CodeGenerator) -> CodeOptimizer:
         init_std = self.init_std if self.init_std is not None else generator.code_std
-        return GeneticOptimizer(generator.code_dim, rng, self.population_size, self.selectivity, self.heritability,
-                                self.mutation_rate, self.mutation_size, self.n_elites, self.clip_percentile, init_std)
+        return GeneticOptimizer(
+            generator.code_dim,
+            rng,
+            self.population_size,
+            self.selectivity,
+            self.heritability,
+            self.mutation_rate,
+            self.mutation_size,
+            self.n_elites,
+            self.clip_percentile,
+            init_std,
+        )
 
 
 class CMAES(GradientFreeMethod):
@@ -363,15 +436,27 @@ class CMAES(GradientFreeMethod):
 
     def optimizer_settings(self) -> dict[str, Any]:
         if self.variant == "sphere":
-            return {"variant": "sphere", "population_size": self.population_size, "sphere_radius": self.sphere_radius,
-                    "angle_start": self.angle_start, "angle_end": self.angle_end}
-        return {"variant": "standard", "population_size": self.population_size, "sigma0": self.sigma0,
-                "covariance": self.covariance, "full_covariance_max_dim": self.full_covariance_max_dim}
+            return {
+                "variant": "sphere",
+                "population_size": self.population_size,
+                "sphere_radius": self.sphere_radius,
+                "angle_start": self.angle_start,
+                "angle_end": self.angle_end,
+            }
+        return {
+            "variant": "standard",
+            "population_size": self.population_size,
+            "sigma0": self.sigma0,
+            "covariance": self.covariance,
+            "full_covariance_max_dim": self.full_covariance_max_dim,
+        }
 
     def make_optimizer(self, rng: np.random.Generator, generator: CodeGenerator) -> CodeOptimizer:
         if self.variant == "sphere":
             radius = self.sphere_radius if self.sphere_radius is not None else generator.sphere_radius
-            return SphereCMA(generator.code_dim, rng, self.generations, self.population_size, radius,
-                             self.angle_start, self.angle_end)
-        return CMAOptimizer(generator.code_dim, rng, self.population_size, self.sigma0, self.covariance,
-                            self.full_covariance_max_dim)
+            return SphereCMA(
+                generator.code_dim, rng, self.generations, self.population_size, radius, self.angle_start, self.angle_end
+            )
+        return CMAOptimizer(
+            generator.code_dim, rng, self.population_size, self.sigma0, self.covariance, self.full_covariance_max_dim
+        )

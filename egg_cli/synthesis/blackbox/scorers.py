@@ -13,9 +13,11 @@ score per image (NaN: not scored).
   across noise levels. Xiao & Kreiman 2020 used 20 expected spikes.
 - :class:`~egg_cli.synthesis.blackbox.closed_loop.ClosedLoopScorer`: a recording rig.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,7 +99,9 @@ class PoissonScorer(Scorer):
                 + (" with inhibitory=true" if getattr(objective, "inhibitory", False) else "")
             )
         if not max_count > 0:
-            raise EggError(f"method.noise.max_count={max_count} must be positive (expected spikes for the reference rate) or null")
+            raise EggError(
+                f"method.noise.max_count={max_count} must be positive (expected spikes for the reference rate) or null"
+            )
         reference = np.asarray(reference, dtype=np.float64)
         if reference.shape != (objective.n_problems,) or not np.all(reference > 0):
             raise EggError(

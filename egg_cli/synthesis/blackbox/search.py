@@ -9,13 +9,15 @@ so a search resumes from its last finished generation and continues exactly as i
 stopped. The state remembers a fingerprint of the settings and refuses to resume a different
 search.
 """
+
 from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,8 +66,14 @@ class SearchOutcome:
 
 
 @torch.no_grad()
-def render(generator: CodeGenerator, adapter: ImageAdapter, codes: np.ndarray, device: torch.device,
-           batch_size: int = 64, keep_generated: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def render(
+    generator: CodeGenerator,
+    adapter: ImageAdapter,
+    codes: np.ndarray,
+    device: torch.device,
+    batch_size: int = 64,
+    keep_generated: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Codes (N, D) -> (model-input images, generator images or None), both on the CPU."""
     model_images, generated = [], []
     for i in range(0, len(codes), batch_size):
@@ -95,8 +103,10 @@ def load_state(path: Path, fingerprint: dict[str, Any]) -> SearchState:
     if state.fingerprint != fingerprint:
         saved, wanted = _flatten(state.fingerprint), _flatten(fingerprint)
         keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        raise EggError(f"search state {path} belongs to a different search (differs in {', '.join(keys)}); "
-                       "expected the same settings to resume; use a new run folder for a new search")
+        raise EggError(
+            f"search state {path} belongs to a different search (differs in {', '.join(keys)}); "
+            "expected the same settings to resume; use a new run folder for a new search"
+        )
     return state
 
 
@@ -128,7 +138,9 @@ def run_search(
     """Run ``generations`` generations of every optimizer (element b optimizes ``problem[b]``)."""
     n = len(optimizers)
     if len(problem) != n or len(seeds) != n:
-        raise EggError(f"search got {n} optimizers, {len(problem)} problems and {len(seeds)} seeds; expected one of each per element")
+        raise EggError(
+            f"search got {n} optimizers, {len(problem)} problems and {len(seeds)} seeds; expected one of each per element"
+        )
     fingerprint = dict(fingerprint or {})
     path = None if state_path is None else Path(state_path)
     scorer.begin(problem, seeds)
@@ -137,8 +149,12 @@ def run_search(
         scorer.load_state(state.scorer_state)
         log.info("resuming %s from generation %d of %d", path, state.generation, generations)
     else:
-        state = SearchState(fingerprint=fingerprint, optimizers=list(optimizers),
-                            best_score=np.full(n, -np.inf), best_code=np.zeros((n, generator.code_dim)))
+        state = SearchState(
+            fingerprint=fingerprint,
+            optimizers=list(optimizers),
+            best_score=np.full(n, -np.inf),
+            best_code=np.zeros((n, generator.code_dim)),
+        )
     resumed_from = state.generation
     shown = state.evaluations[-1].copy() if state.evaluations else np.zeros(n, dtype=np.int64)
     for generation in range(state.generation, generations):
@@ -174,11 +190,14 @@ def run_search(
         if on_generation is not None:
             on_generation(generation + 1, state)
     scorer.finish()
-    stack = (lambda xs: np.stack(xs, axis=1) if xs else np.zeros((n, 0)))
+    stack = lambda xs: np.stack(xs, axis=1) if xs else np.zeros((n, 0))
     return SearchOutcome(
-        best_code=state.best_code.copy(), best_score=state.best_score.copy(),
+        best_code=state.best_code.copy(),
+        best_score=state.best_score.copy(),
         final_code=np.stack([opt.recommendation() for opt in state.optimizers]),
-        best_so_far=stack(state.best_so_far), generation_mean=stack(state.generation_mean),
-        generation_max=stack(state.generation_max), evaluations=stack(state.evaluations).astype(np.int64),
+        best_so_far=stack(state.best_so_far),
+        generation_mean=stack(state.generation_mean),
+        generation_max=stack(state.generation_max),
+        evaluations=stack(state.evaluations).astype(np.int64),
         resumed_from=resumed_from,
     )

@@ -8,6 +8,7 @@ to fitness, each gene from the first parent with probability ``heritability``, a
 mutated with probability ``mutation_rate`` by Gaussian noise of standard deviation
 ``mutation_size``. Unscored images (NaN) get zero fitness and are never elites.
 """
+
 from __future__ import annotations
 
 import logging
@@ -98,8 +99,15 @@ class GeneticOptimizer(CodeOptimizer):
         return self._best.copy()
 
 
-def check_settings(population_size: int, selectivity: float, heritability: float, mutation_rate: float,
-                   mutation_size: float, n_elites: int, clip_percentile: float | None) -> None:
+def check_settings(
+    population_size: int,
+    selectivity: float,
+    heritability: float,
+    mutation_rate: float,
+    mutation_size: float,
+    n_elites: int,
+    clip_percentile: float | None,
+) -> None:
     """Raise EggError naming the first XDream setting out of range."""
     if int(population_size) < 2:
         raise EggError(f"method.population_size={population_size} must be at least 2")
