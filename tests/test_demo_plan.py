@@ -6,12 +6,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from egg_cli.cli.app import CONFIG_DIR
 from egg_cli.cli.demo import plan_from_config
+from egg_cli.configs import CONFIG_DIR
 from egg_cli.errors import EggError
-from egg_cli.evaluation.demo import method_available, select_neurons
-from egg_cli.evaluation.report import answer_lines, evaluator_role, transfer_rows
-from egg_cli.evaluation.stages import override_value
+from egg_cli.workflows.demo import method_available, select_neurons
+from egg_cli.workflows.report import answer_lines, evaluator_role, transfer_rows
+from egg_cli.workflows.stages import override_value
 
 
 def demo_config(*overrides):

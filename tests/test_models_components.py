@@ -218,3 +218,15 @@ def test_task_driven_core_errors_name_the_problem(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3)}, wrong)
     with pytest.raises(EggError, match="missing keys: .*shape mismatches: conv1.weight"):
         TaskDrivenCore(model_name="resnet18", layer="layer1", weights=str(wrong))
+
+
+def test_task_driven_pretrained_offline_fails_in_one_line_naming_the_weights_file_alternative(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EggError) as err:
+        TaskDrivenCore(model_name="resnet18", layer="layer2", pretrained=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("model.core.pretrained=true: timm could not fetch the weights of resnet18")
+    assert "model.core.weights=<file>" in message
+    with pytest.raises(EggError, match="exclusive"):
+        TaskDrivenCore(model_name="resnet18", layer="layer2", pretrained=True, weights="w.pt")

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from egg_cli.cli.app import CONFIG_DIR
+from egg_cli.configs import CONFIG_DIR
 
 # the presets are meant to be validated against the plugin's schema of the same name (egg's CLI hides this notice)
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from models_toys import write_toy_dataset
 
+from egg_cli import metrics
 from egg_cli.data import load_dataset
-from egg_cli.evaluation import metrics
 from egg_cli.models import Ensemble, load_model
 
 EGG = [sys.executable, "-c", "from egg_cli.cli import main; main()", "train"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ COMMANDS: dict[str, Command] = {
         "egg_cli.cli.collect", "one table (CSV + Markdown) of a sweep's jobs: overrides, status, headline metrics"
     ),
 }
+
+
+def stage_tasks(names: Sequence[str]) -> dict[str, Callable[[Any], Any]]:
+    """The library entry ``run(cfg)`` of each named command, for workflows that run commands as stages."""
+    return {name: importlib.import_module(COMMANDS[name].module).run for name in names}
+
 
 USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for its config groups)"
 

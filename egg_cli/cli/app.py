@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from egg_cli.configs import CONFIG_MODULE
 from egg_cli.errors import EggError
 from egg_cli.sweeps.jobs import SweepJob, error_line
 
@@ -32,9 +33,6 @@ log = logging.getLogger("egg")
 # configs/hydra/launcher/submitit_*.yaml are meant to be checked against the plugin's schema of the same name.
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
 
-# The configs ship inside the package, so an installed wheel finds them through the package search path.
-CONFIG_MODULE = "egg_cli.configs"
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # Set once a task function starts: a Hydra exit before that is a config or override error.
 task_started = False

@@ -14,11 +14,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from egg_cli.cli import stage_tasks
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
-from egg_cli.evaluation.demo import DemoPlan, run_demo
-from egg_cli.evaluation.report import write_report
 from egg_cli.io import write_json
+from egg_cli.workflows.demo import DemoPlan, run_demo
+from egg_cli.workflows.report import write_report
 
 log = logging.getLogger("egg.demo")
 
@@ -69,7 +70,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     out = run_dir()
     plan = plan_from_config(cfg)
-    result = run_demo(plan, out)
+    result = run_demo(plan, out, stage_tasks(("simulate", "train", "synth", "evaluate")))
     wall = time.perf_counter() - start
     command_line = "egg demo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = write_report(result, plan, command_line.strip(), wall)

@@ -19,7 +19,7 @@ import numpy as np
 from egg_cli.cli.app import debug_requested, fail
 from egg_cli.data import NeuralDataset, load_dataset
 from egg_cli.errors import EggError
-from egg_cli.evaluation.metrics import oracle_correlation, repeat_groups, split_half_reliability
+from egg_cli.metrics import oracle_correlation, repeat_groups, split_half_reliability
 
 
 def dataset_report(path: Path) -> dict[str, Any]:

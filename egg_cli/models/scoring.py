@@ -1,4 +1,4 @@
-"""Predict a dataset tier with a response model and score it with egg_cli.evaluation.metrics."""
+"""Predict a dataset tier with a response model and score it with egg_cli.metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from egg_cli.evaluation import metrics
+from egg_cli import metrics
 
 FEV_THRESHOLD = 0.15  # FEVE is summarized over neurons with at least this explainable variance
 

@@ -16,7 +16,7 @@ from egg_cli.data.hdf5 import write_dataset
 from egg_cli.data.natural import load_photographs, random_crops
 from egg_cli.data.schema import pixel_statistics
 from egg_cli.errors import EggError
-from egg_cli.evaluation.metrics import correlation, oracle_correlation, split_half_reliability
+from egg_cli.metrics import correlation, oracle_correlation, split_half_reliability
 from egg_cli.simulation.neurons import MODEL_KIND, MODEL_VERSION, V4Population
 from egg_cli.simulation.population import PopulationConfig, calibrate, draw_population, numerator_and_pool
 from egg_cli.simulation.tuning import grating_tuning

@@ -1,8 +1,9 @@
 """Task-driven core: a timm network cut at a named layer, frozen by default.
 
-No downloads ever: the network is built with ``pretrained=False`` and weights come only from a
-local file (``weights``). Grayscale input is repeated to three channels. An optional batch norm
-+ ReLU after the cut adapts the feature statistics for the readout.
+Weights come from a local file (``weights``), from timm's own download (``pretrained=True``,
+which needs internet or timm's cache), or else the network is randomly initialized. Grayscale
+input is repeated to three channels. An optional batch norm + ReLU after the cut adapts the
+feature statistics for the readout.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _download_pretrained(model_name: str) -> nn.Module:
+    """timm's own pretrained weights (fetched from its hub; needs internet or timm's local cache)."""
+    import timm
+
+    try:
+        return timm.create_model(model_name, pretrained=True)
+    except (OSError, RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise EggError(
+            f"model.core.pretrained=true: timm could not fetch the weights of {model_name} ({first}); "
+            f"expected internet access, or download them elsewhere and pass model.core.weights=<file>"
+        ) from err
+
+
 class TaskDrivenCore(nn.Module):
     """timm backbone ``model_name`` truncated after ``layer`` (a module name such as ``layer3.0``)."""
 
@@ -56,6 +71,7 @@ class TaskDrivenCore(nn.Module):
         model_name: str = "resnet50",
         layer: str = "layer3.0",
         weights: str | None = None,
+        pretrained: bool = False,
         frozen: bool = True,
         final_norm: bool = True,
     ) -> None:
@@ -64,10 +80,13 @@ class TaskDrivenCore(nn.Module):
         from timm.models._features_fx import create_feature_extractor
 
         require(in_channels in (1, 3), f"task-driven core got {in_channels} input channels; expected 1 (grayscale) or 3")
+        require(not (pretrained and weights), "model.core.pretrained=true and model.core.weights are exclusive; expected one")
         try:
             net = timm.create_model(model_name, pretrained=False)
         except RuntimeError as err:
             raise EggError(f"model.core.model_name={model_name!r} is not a timm model ({err})") from err
+        if pretrained:
+            net = _download_pretrained(model_name)
         if weights:
             load_state_strict(net, _read_weights(Path(weights)), f"model.core.weights={weights}")
             log.info("task-driven core %s: loaded weights from %s", model_name, weights)

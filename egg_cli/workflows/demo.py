@@ -1,6 +1,6 @@
 """The whole loop of egg in one call: simulate, train two architectures, synthesize, evaluate, report.
 
-Every stage is the ordinary egg command run in-process (:func:`~egg_cli.evaluation.stages.run_stage`),
+Every stage is the ordinary egg command run in-process (:func:`~egg_cli.workflows.stages.run_stage`),
 so the demo folder holds normal run folders (``simulate/``, ``train/<arch>/member_<k>/``,
 ``synth/<arch>/<method>/``, ``evaluate/``) that can be inspected, re-run or reused.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from egg_cli.errors import EggError
-from egg_cli.evaluation.stages import StageResult, override_value, run_stage
+from egg_cli.workflows.stages import StageResult, Task, override_value, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,10 @@ def select_neurons(checkpoints: Mapping[str, Sequence[Path]], n_generating: int,
     return sorted(int(i) for i in order[:k]), mean
 
 
-def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
-    """Run every stage of the demo into ``out_dir``; the report is written by :mod:`.report`."""
-    from egg_cli.cli.app import CONFIG_DIR
+def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> DemoResult:
+    """Run every stage of the demo into ``out_dir``; ``tasks`` maps each egg command to its library entry
+    ``run(cfg)``. The report is written by :mod:`.report`."""
+    from egg_cli.configs import CONFIG_DIR
     from egg_cli.models import read_checkpoint
 
     plan.check()
@@ -120,7 +121,7 @@ def run_demo(plan: DemoPlan, out_dir: str | Path) -> DemoResult:
     stages: list[dict[str, Any]] = []
 
     def stage(command: str, overrides: list[str], folder: Path, label: str, seed: int = plan.seed) -> StageResult:
-        result = run_stage(command, [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
+        result = run_stage(command, tasks[command], [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
         stages.append(
             {
                 "stage": label,

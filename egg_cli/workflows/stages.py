@@ -2,17 +2,16 @@
 
 A stage composes ``configs/<command>.yaml`` with overrides exactly as the command line would,
 points the Hydra run folder at ``out_dir``, writes the resolved ``config.yaml`` there and calls
-the command's ``run(cfg)``. The run folder therefore looks like one made by
+the command's library entry ``task(cfg)`` (the caller passes it, so workflows never import the CLI). The run folder therefore looks like one made by
 ``egg <command> ... hydra.run.dir=<out_dir>``. The caller's own Hydra state (its run folder) is
 restored afterwards.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ def compose_stage(command: str, overrides: Sequence[str], out_dir: Path) -> Dict
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from egg_cli.cli.app import CONFIG_MODULE
+    from egg_cli.configs import CONFIG_MODULE
 
     overrides = [*overrides, f"hydra.run.dir={out_dir}"]
     try:
@@ -55,18 +54,14 @@ def compose_stage(command: str, overrides: Sequence[str], out_dir: Path) -> Dict
         raise EggError(f"egg {command} {' '.join(overrides)}: the config does not compose ({err})") from err
 
 
-def run_stage(command: str, overrides: Sequence[str], out_dir: str | Path) -> StageResult:
-    """Run ``egg <command> <overrides>`` in-process with its run folder at ``out_dir``."""
+Task = Callable[[DictConfig], Mapping[str, Any] | None]
+
+
+def run_stage(command: str, task: Task, overrides: Sequence[str], out_dir: str | Path) -> StageResult:
+    """Run ``egg <command> <overrides>`` in-process, as ``task(cfg)``, with its run folder at ``out_dir``."""
     from hydra.core.hydra_config import HydraConfig
 
-    from egg_cli.cli import COMMANDS
-
-    if command not in COMMANDS:
-        raise EggError(f"stage {command!r} is not an egg command; expected one of {', '.join(COMMANDS)}")
     out_dir = Path(out_dir).absolute()
-    module = importlib.import_module(COMMANDS[command].module)
-    if not hasattr(module, "run"):
-        raise EggError(f"egg {command} has no library entry run(cfg); it cannot run as a stage")
     cfg = compose_stage(command, overrides, out_dir)
     previous = HydraConfig.instance().cfg if HydraConfig.initialized() else None
     hydra_node = cfg.hydra
@@ -83,7 +78,7 @@ def run_stage(command: str, overrides: Sequence[str], out_dir: str | Path) -> St
     try:
         with atomic_path(out_dir / "config.yaml") as tmp:
             tmp.write_text(OmegaConf.to_yaml(task_cfg, resolve=True))
-        summary = module.run(task_cfg)
+        summary = task(task_cfg)
     finally:
         if previous is not None:
             HydraConfig.instance().cfg = previous

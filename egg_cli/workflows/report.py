@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from egg_cli.evaluation.demo import GROUND_TRUTH, DemoPlan, DemoResult
 from egg_cli.evaluation.tables import format_value, markdown_table
 from egg_cli.io import atomic_path
+from egg_cli.workflows.demo import GROUND_TRUTH, DemoPlan, DemoResult
 
 ALPHA = 0.05
 ROLES = ("same architecture (held-out)", "other architecture (held-out)", "ground truth")
@@ -25,7 +25,7 @@ def read_csv_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def evaluator_role(generator: str, evaluator: str) -> str:
-    """How an evaluator relates to a generator in the demo (see :func:`~egg_cli.evaluation.demo.run_demo` names)."""
+    """How an evaluator relates to a generator in the demo (see :func:`~egg_cli.workflows.demo.run_demo` names)."""
     if evaluator == GROUND_TRUTH:
         return ROLES[2]
     return ROLES[0] if evaluator == f"{generator}_heldout" else ROLES[1]
