@@ -13,8 +13,8 @@ from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import save_figure, write_csv, write_json
 from egg_cli.runtime import resolve_device, seed_everything
-from egg_cli.simulation.report import neuron_rows, overview_figure
-from egg_cli.simulation.simulate import SimulationConfig, simulate, write_simulation
+from egg_cli.simulation.report import neuron_rows, optimum_figure, overview_figure
+from egg_cli.simulation.simulate import SimulationConfig, measure_optimum, simulate, write_simulation
 
 log = logging.getLogger("egg.simulate")
 
@@ -30,12 +30,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if "/" in output or not output.endswith((".h5", ".hdf5")):
         raise EggError(f"output={output!r} is not allowed; expected a file name ending in .h5 (written into the run folder)")
     config = SimulationConfig.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
-    sim = simulate(config, seed=seed, device=device, progress=bool(cfg.get("progress", True)))
+    progress = bool(cfg.get("progress", True))
+    sim = simulate(config, seed=seed, device=device, progress=progress)
     simulated = time.perf_counter()
+    optimum = cfg.report.optimum
+    likeness = (
+        measure_optimum(sim, float(optimum.rms_contrast), int(optimum.neurons), steps=int(optimum.steps), progress=progress)
+        if optimum.enabled
+        else None
+    )
     path = out / output
     write_simulation(sim, path, attrs={"seed": seed, "config": OmegaConf.to_yaml(cfg.dataset, resolve=True)})
     write_csv(out / "neurons.csv", neuron_rows(sim))
     save_figure(overview_figure(sim, int(cfg.report.example_neurons), seed=seed), out / "overview.png")
+    if likeness is not None:
+        save_figure(optimum_figure(sim), out / "optimum.png")
     counts, _ = np.histogram(sim.neurons["pref_orientation"], bins=8, range=(0, 180))
     summary = {
         "dataset": str(path),
@@ -45,6 +54,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "trials": int(len(sim.trial_image)),
         "test_repeats": config.test_repeats,
         **sim.headline(),
+        "grating_likeness": likeness.summary() if likeness is not None else None,
         "pref_orientation_histogram": {"bin_edges_deg": np.linspace(0, 180, 9).tolist(), "counts": counts.tolist()},
         "seconds": {"simulate": round(simulated - start, 2), "total": round(time.perf_counter() - start, 2)},
         "status": "finished",

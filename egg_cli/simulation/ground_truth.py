@@ -26,9 +26,9 @@ def load_ground_truth(dataset_path: str | os.PathLike, device: str | torch.devic
             raise EggError(f"{path} has no {GROUND_TRUTH_GROUP!r} group; expected a dataset written by egg simulate")
         spec = read_group(f[GROUND_TRUTH_GROUP])
     kind, version = spec.get("kind"), spec.get("version")
-    if kind != MODEL_KIND or version != MODEL_VERSION:
+    if kind != MODEL_KIND or version not in range(1, MODEL_VERSION + 1):
         raise EggError(
-            f"{path}: ground truth is kind={kind!r} version={version!r}; expected kind={MODEL_KIND!r} version={MODEL_VERSION}"
+            f"{path}: ground truth is kind={kind!r} version={version!r}; expected kind={MODEL_KIND!r} version 1..{MODEL_VERSION}"
         )
     if isinstance(device, str):
         device = resolve_device(device)

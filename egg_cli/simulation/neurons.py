@@ -14,6 +14,19 @@ a softplus scaled to spikes per trial, saturating smoothly at a maximum rate::
     g     = gain_n * softplus(slope * ((drive - mu_n) / sd_n - theta_n)) / slope
     rate  = max_rate_n * tanh(g / max_rate_n)
 
+With conjunction terms (model version 2, the V4-like default world), each pooled subunit first
+saturates (Naka-Rushton with a semi-saturation ``subunit_c50`` calibrated on natural images),
+subunits are grouped into *terms*, a term is the geometric mean of its saturated subunits (a soft
+AND: every part must be present, and contrast spent beyond saturation on one part is wasted),
+terms are summed with excitatory and inhibitory weights, and the normalization pool is the energy
+under a wider Gaussian (``pool_sigma``: receptive field plus suppressive surround)::
+
+    a_s     = pooled_s^2 / (pooled_s^2 + c50_s^2)
+    term_t  = exp( mean_{s in t} log(a_s + eps_t) )
+    drive   = sum_t w_t * term_t / (c_n + pool_n)
+
+A term of one subunit is that subunit; a population without terms is the version-1 world.
+
 Positions are normalized image coordinates in [-1, 1] (x to the right, y down; the convention
 of ``grid_sample`` with ``align_corners=False``), as used by Gaussian readouts.
 """
@@ -34,7 +47,9 @@ from egg_cli.errors import EggError
 CELL_TYPES = ("even_on", "even_off", "odd_on", "odd_off", "energy")
 ENERGY = CELL_TYPES.index("energy")
 MODEL_KIND = "v4_two_stage"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # version 1: subunits summed; version 2 adds optional conjunction terms
+TERM_ARRAYS = ("subunit_term", "term_neuron", "term_weight", "pool_sigma", "subunit_c50")
+TERM_EPS = 1e-3  # floor of a saturated subunit (in [0, 1]) inside a term's geometric mean
 CALIBRATION = ("norm_constant", "drive_mean", "drive_std", "threshold", "gain", "max_rate")
 _EPS = 1e-6
 
@@ -150,9 +165,12 @@ class V4Population(nn.Module):
         missing = [k for k in (*self.SPEC_ARRAYS, *self.SPEC_SCALARS) if k not in spec]
         if missing:
             raise EggError(f"ground-truth spec lacks {missing}; expected every field of a {MODEL_KIND} population")
-        self._spec = {
-            k: (np.array(spec[k]) if k in self.SPEC_ARRAYS else spec[k]) for k in (*self.SPEC_ARRAYS, *self.SPEC_SCALARS)
-        }
+        present = [k for k in TERM_ARRAYS if k in spec]
+        if present and len(present) != len(TERM_ARRAYS):
+            raise EggError(f"ground-truth spec has {present} but not all of {list(TERM_ARRAYS)}; expected all or none")
+        self.conjunctive = bool(present)
+        names = (*self.SPEC_ARRAYS, *(TERM_ARRAYS if self.conjunctive else ()), *self.SPEC_SCALARS)
+        self._spec = {k: (np.array(spec[k]) if k in self.SPEC_ARRAYS or k in TERM_ARRAYS else spec[k]) for k in names}
         s = self._spec
         self.input_shape = (int(s["in_channels"]), int(s["image_height"]), int(s["image_width"]))
         self.neuron_ids = s["neuron_ids"]
@@ -187,10 +205,27 @@ class V4Population(nn.Module):
         buf("subunit_group", group, torch.long)
         buf("subunit_slot", slot, torch.long)
         buf("grouped_maps", grouped)
-        assignment = np.zeros((n_sub, self.n_neurons))
-        assignment[np.arange(n_sub), s["subunit_neuron"]] = s["subunit_weight"]
-        buf("subunit_to_neuron", assignment)
-        buf("rf_maps", gaussian_maps(s["rf_center"].reshape(-1, 2), s["rf_sigma"], xs).reshape(self.n_neurons, -1).T.copy())
+        if self.conjunctive:
+            term, n_terms = s["subunit_term"].astype(np.int64), len(s["term_neuron"])
+            if n_sub and (term.max() >= n_terms or s["term_neuron"].max() >= self.n_neurons):
+                raise EggError("ground-truth spec: subunit term or term neuron index out of range")
+            sizes = np.bincount(term, minlength=n_terms)
+            if (sizes == 0).any():
+                raise EggError("ground-truth spec: a conjunction term has no subunit; expected at least one per term")
+            averaging = np.zeros((n_terms, n_sub))
+            averaging[term, np.arange(n_sub)] = 1.0 / sizes[term]
+            buf("subunit_to_term", averaging)
+            to_neuron = np.zeros((n_terms, self.n_neurons))
+            to_neuron[np.arange(n_terms), s["term_neuron"]] = s["term_weight"]
+            buf("term_to_neuron", to_neuron)
+            pool_sigma = s["pool_sigma"]
+            buf("subunit_c50", s["subunit_c50"])
+        else:
+            assignment = np.zeros((n_sub, self.n_neurons))
+            assignment[np.arange(n_sub), s["subunit_neuron"]] = s["subunit_weight"]
+            buf("subunit_to_neuron", assignment)
+            pool_sigma = s["rf_sigma"]
+        buf("rf_maps", gaussian_maps(s["rf_center"].reshape(-1, 2), pool_sigma, xs).reshape(self.n_neurons, -1).T.copy())
         buf("energy_channels", self.bank.energy_channels(), torch.long)
         for name in CALIBRATION:
             buf(name, s[name])
@@ -200,9 +235,9 @@ class V4Population(nn.Module):
         return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in self._spec.items()}
 
     def set_calibration(self, **values: np.ndarray) -> None:
-        """Update calibration arrays (see ``CALIBRATION``)."""
+        """Update calibration arrays (see ``CALIBRATION``; conjunctive populations also ``subunit_c50``)."""
         for name, value in values.items():
-            if name not in CALIBRATION:
+            if name not in CALIBRATION and not (self.conjunctive and name == "subunit_c50"):
                 raise KeyError(name)
             self._spec[name] = np.asarray(value, dtype=np.float64)
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
@@ -213,13 +248,23 @@ class V4Population(nn.Module):
                 f"ground-truth neurons got images of shape {tuple(images_z.shape)}; expected (B, {', '.join(map(str, self.input_shape))})"
             )
 
-    def numerator_and_pool(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weighted subunit sum and normalization pool, each (B, n_neurons)."""
+    def pooled_subunits(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage-one features (B, channels, positions) and every subunit's pooled value (subunits, B)."""
         self._check_input(images_z)
-        features = self.bank(images_z).flatten(2)  # (B, channels, positions)
+        features = self.bank(images_z).flatten(2)
         per_channel = torch.bmm(features[:, self.used_channels].transpose(0, 1), self.grouped_maps)  # (used, B, slots)
-        pooled = per_channel[self.subunit_group, :, self.subunit_slot]  # (subunits, B)
-        numerator = pooled.T @ self.subunit_to_neuron
+        return features, per_channel[self.subunit_group, :, self.subunit_slot]
+
+    def numerator_and_pool(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted subunit (or term) sum and normalization pool, each (B, n_neurons)."""
+        features, pooled = self.pooled_subunits(images_z)
+        if self.conjunctive:
+            squared = pooled**2
+            saturated = squared / (squared + self.subunit_c50[:, None] ** 2)
+            terms = torch.exp(self.subunit_to_term @ torch.log(saturated + TERM_EPS))  # (terms, B) geometric means
+            numerator = terms.T @ self.term_to_neuron
+        else:
+            numerator = pooled.T @ self.subunit_to_neuron
         pool = features[:, self.energy_channels].mean(1) @ self.rf_maps
         return numerator, pool
 

@@ -10,9 +10,11 @@ import torch
 from tqdm import tqdm
 
 from egg_cli.errors import EggError
+from egg_cli.simulation.families import BUILDERS, FAMILIES, Layout, suppressive_terms
 from egg_cli.simulation.neurons import ENERGY, V4Population, channel_index
 
-NEURON_KINDS = ("shape", "texture")
+NEURON_KINDS = ("shape", "texture")  # families of the summing (version-1) world
+MODELS = ("sum", "conjunction")
 
 
 @dataclass
@@ -35,6 +37,11 @@ class PopulationConfig:
     mean_rate: float = 2.5
     rate_spread: float = 0.5
     saturation: float = 2.0  # maximum rate / 99th percentile rate on the calibration images
+    model: str = "sum"  # sum: subunits summed (grating-like world) | conjunction: V4-like families of soft-AND terms
+    family_fractions: Sequence[float] = (0.1, 0.25, 0.25, 0.2, 0.2)  # conjunction: shares of FAMILIES
+    suppressive_terms: Sequence[int] = (1, 2)  # conjunction: inhibitory energy terms per neuron, inclusive range
+    surround_scale: Sequence[float] = (1.5, 2.5)  # conjunction: normalization pool sigma / RF sigma
+    subunit_c50_quantile: Sequence[float] = (0.5, 0.8)  # conjunction: subunit semi-saturation, natural-image quantile
 
     def check(self) -> None:
         """Raise EggError on values that cannot make a population."""
@@ -62,6 +69,24 @@ class PopulationConfig:
         need(self.mean_rate > 0, "mean_rate", "a positive number of spikes per trial")
         need(0 <= self.texture_fraction <= 1, "texture_fraction", "a number in [0, 1]")
         need(self.saturation > 1, "saturation", "a number > 1 (maximum rate relative to the 99th percentile on natural images)")
+        need(self.model in MODELS, "model", f"one of {', '.join(MODELS)}")
+        need(
+            len(self.family_fractions) == len(FAMILIES) and min(self.family_fractions) >= 0 and sum(self.family_fractions) > 0,
+            "family_fractions",
+            f"{len(FAMILIES)} non-negative shares of {', '.join(FAMILIES)}",
+        )
+        need(
+            all(float(v).is_integer() for v in self.suppressive_terms)
+            and 0 <= self.suppressive_terms[0] <= self.suppressive_terms[1],
+            "suppressive_terms",
+            "integers [lo, hi] with 0 <= lo <= hi",
+        )
+        need(0 < self.surround_scale[0] <= self.surround_scale[1], "surround_scale", "[lo, hi] with 0 < lo <= hi")
+        need(
+            0 < self.subunit_c50_quantile[0] <= self.subunit_c50_quantile[1] < 1,
+            "subunit_c50_quantile",
+            "[lo, hi] with 0 < lo <= hi < 1",
+        )
 
 
 def draw_population(
@@ -100,6 +125,10 @@ def draw_population(
 
     rf_center = rng.uniform(-config.rf_center_range, config.rf_center_range, size=(n_neurons, 2))
     rf_sigma = rng.uniform(*config.rf_sigma_range, size=n_neurons)
+    if config.model == "conjunction":
+        return _conjunction_population(
+            rf_center, rf_sigma, wavelengths * to_norm, image_shape, pixel_mean, pixel_std, config, rng
+        )
     kinds, sub_neuron, sub_channel, sub_center, sub_sigma, sub_weight = [], [], [], [], [], []
     n_exc_all, n_inh_all = [], []
     for n in range(n_neurons):
@@ -147,8 +176,99 @@ def draw_population(
             sub_sigma.append(sigma)
             sub_weight.append(weight)
 
+    subunits = {
+        "subunit_neuron": np.array(sub_neuron, dtype=np.int64),
+        "subunit_channel": np.array(sub_channel, dtype=np.int64),
+        "subunit_center": np.array(sub_center, dtype=np.float64).reshape(-1, 2),
+        "subunit_sigma": np.array(sub_sigma, dtype=np.float64),
+        "subunit_weight": np.array(sub_weight, dtype=np.float64),
+    }
+    spec = _population_spec(rf_center, rf_sigma, subunits, wavelengths, image_shape, pixel_mean, pixel_std, config, rng)
+    meta = {
+        "kind": np.array(kinds),
+        "rf_center": rf_center,
+        "rf_sigma": rf_sigma,
+        "n_excitatory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) > 0], minlength=n_neurons),
+        "n_inhibitory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) < 0], minlength=n_neurons),
+    }
+    return V4Population(spec), meta
+
+
+def _conjunction_population(
+    rf_center: np.ndarray,
+    rf_sigma: np.ndarray,
+    wavelengths_norm: np.ndarray,
+    image_shape: tuple[int, int, int],
+    pixel_mean: float,
+    pixel_std: float,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+) -> tuple[V4Population, dict[str, np.ndarray]]:
+    """The V4-like world: per neuron, one family's excitatory conjunction term plus inhibitory energy terms."""
+    n_neurons = len(rf_center)
+    shares = np.asarray(config.family_fractions, dtype=np.float64)
+    families = rng.choice(len(FAMILIES), size=n_neurons, p=shares / shares.sum())
+    columns: dict[str, list] = {k: [] for k in ("neuron", "channel", "center", "sigma", "term")}
+    term_neuron, term_weight, n_exc, n_inh = [], [], np.zeros(n_neurons, int), np.zeros(n_neurons, int)
+    for n in range(n_neurons):
+        layout = Layout(int(config.orientations), wavelengths_norm, rf_center[n], float(rf_sigma[n]))
+        excitatory = BUILDERS[FAMILIES[families[n]]](layout, rng)
+        lo, hi = (int(v) for v in config.suppressive_terms)
+        inhibitory = suppressive_terms(layout, int(rng.integers(lo, hi + 1)), rng)
+        weights = [1.0] + [rng.uniform(0.4, 1.0) for _ in excitatory[1:]]
+        weights += [-rng.uniform(*config.inhibition_strength) for _ in inhibitory]
+        for parts, weight in zip([*excitatory, *inhibitory], weights):
+            for part in parts:
+                columns["neuron"].append(n)
+                columns["channel"].append(part.channel)
+                columns["center"].append(part.center)
+                columns["sigma"].append(part.sigma)
+                columns["term"].append(len(term_neuron))
+            term_neuron.append(n)
+            term_weight.append(weight)
+        n_exc[n], n_inh[n] = sum(len(t) for t in excitatory), len(inhibitory)
+    subunits = {
+        "subunit_neuron": np.array(columns["neuron"], dtype=np.int64),
+        "subunit_channel": np.array(columns["channel"], dtype=np.int64),
+        "subunit_center": np.array(columns["center"], dtype=np.float64).reshape(-1, 2),
+        "subunit_sigma": np.array(columns["sigma"], dtype=np.float64),
+        "subunit_weight": np.array(term_weight, dtype=np.float64)[np.array(columns["term"], dtype=np.int64)],
+        "subunit_term": np.array(columns["term"], dtype=np.int64),
+        "term_neuron": np.array(term_neuron, dtype=np.int64),
+        "term_weight": np.array(term_weight, dtype=np.float64),
+        "pool_sigma": rf_sigma * rng.uniform(*config.surround_scale, size=n_neurons),
+        "subunit_c50": np.ones(len(columns["term"])),  # set by calibrate_subunits
+    }
+    width = image_shape[2]
+    spec = _population_spec(
+        rf_center, rf_sigma, subunits, wavelengths_norm * width / 2, image_shape, pixel_mean, pixel_std, config, rng
+    )
+    meta = {
+        "kind": np.array([FAMILIES[f] for f in families]),
+        "rf_center": rf_center,
+        "rf_sigma": rf_sigma,
+        "n_excitatory": n_exc,
+        "n_inhibitory": n_inh,
+    }
+    return V4Population(spec), meta
+
+
+def _population_spec(
+    rf_center: np.ndarray,
+    rf_sigma: np.ndarray,
+    subunits: dict[str, np.ndarray],
+    wavelengths: np.ndarray,
+    image_shape: tuple[int, int, int],
+    pixel_mean: float,
+    pixel_std: float,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+) -> dict:
+    """The module spec: receptive fields, subunits, thresholds (drawn here), uncalibrated gains, stage-one settings."""
+    n_neurons = len(rf_center)
+    channels, height, width = image_shape
     ones = np.ones(n_neurons)
-    spec = {
+    return {
         "neuron_ids": np.arange(n_neurons, dtype=np.int64),
         "rf_center": rf_center,
         "rf_sigma": rf_sigma,
@@ -158,30 +278,18 @@ def draw_population(
         "threshold": rng.uniform(*config.threshold_range, size=n_neurons),
         "gain": ones.copy(),
         "max_rate": np.full(n_neurons, np.inf),
-        "subunit_neuron": np.array(sub_neuron, dtype=np.int64),
-        "subunit_channel": np.array(sub_channel, dtype=np.int64),
-        "subunit_center": np.array(sub_center, dtype=np.float64).reshape(-1, 2),
-        "subunit_sigma": np.array(sub_sigma, dtype=np.float64),
-        "subunit_weight": np.array(sub_weight, dtype=np.float64),
+        **subunits,
         "wavelengths": wavelengths,
         "image_height": height,
         "image_width": width,
         "in_channels": channels,
-        "orientations": n_ori,
+        "orientations": config.orientations,
         "sigma_per_wavelength": config.sigma_per_wavelength,
         "stride": config.stride,
         "slope": config.slope,
         "pixel_mean": pixel_mean,
         "pixel_std": pixel_std,
     }
-    meta = {
-        "kind": np.array(kinds),
-        "rf_center": rf_center,
-        "rf_sigma": rf_sigma,
-        "n_excitatory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) > 0], minlength=n_neurons),
-        "n_inhibitory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) < 0], minlength=n_neurons),
-    }
-    return V4Population(spec), meta
 
 
 @torch.no_grad()
@@ -204,6 +312,28 @@ def numerator_and_pool(
         nums.append(num.cpu().numpy())
         pools.append(pool.cpu().numpy())
     return np.concatenate(nums).astype(np.float64), np.concatenate(pools).astype(np.float64)
+
+
+@torch.no_grad()
+def calibrate_subunits(
+    population: V4Population,
+    images_z: np.ndarray,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Set each subunit's semi-saturation to a quantile (drawn in ``subunit_c50_quantile``) of its
+    pooled value over ``images_z`` (conjunctive populations only)."""
+    population = population.to(device)
+    pooled = []
+    for start in range(0, len(images_z), batch_size):
+        batch = torch.as_tensor(images_z[start : start + batch_size], dtype=torch.float32, device=device)
+        pooled.append(population.pooled_subunits(batch)[1].T.cpu().numpy())
+    values = np.concatenate(pooled).astype(np.float64)  # (N, subunits)
+    quantiles = rng.uniform(*config.subunit_c50_quantile, size=values.shape[1])
+    c50 = np.array([np.quantile(values[:, s], q) for s, q in enumerate(quantiles)])
+    population.set_calibration(subunit_c50=np.maximum(c50, 1e-6))
 
 
 def calibrate(

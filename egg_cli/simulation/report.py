@@ -41,6 +41,9 @@ def _across(cx: float, cy: float, angle: float, size: int) -> float:
     return -px * math.sin(angle) + py * math.cos(angle)
 
 
+OPTIMUM_COLUMNS = ("optimum_rate", "best_gabor_rate", "grating_likeness")
+
+
 def neuron_rows(sim: Simulation) -> list[dict[str, Any]]:
     """One row per neuron for neurons.csv."""
     m = sim.neurons
@@ -62,6 +65,7 @@ def neuron_rows(sim: Simulation) -> list[dict[str, Any]]:
                 "pref_orientation": float(m["pref_orientation"][i]),
                 "pref_wavelength": float(m["pref_wavelength"][i]),
                 "orientation_selectivity": round(float(m["orientation_selectivity"][i]), 4),
+                **{key: round(float(m[key][i]), 4) if np.isfinite(m[key][i]) else "" for key in OPTIMUM_COLUMNS if key in m},
             }
         )
     return rows
@@ -123,4 +127,40 @@ def overview_figure(sim: Simulation, n_examples: int = 8, seed: int = 0):
         f"median split-half {np.median(m['split_half_reliability']):.2f}, median oracle {np.median(m['oracle_correlation']):.2f}",
         fontsize=9,
     )
+    return fig
+
+
+def optimum_figure(sim: Simulation, max_neurons: int = 24):
+    """Each neuron's ground-truth optimum above its best Gabor patch, titled with their rate ratio
+    (grating-likeness), neurons ordered from least to most grating-like."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from egg_cli.simulation.grating_likeness import gabor_images
+
+    result = sim.optimum
+    order = np.argsort(result.ratio, kind="stable")
+    shown = order[np.linspace(0, len(order) - 1, min(max_neurons, len(order))).round().astype(int)]
+    size = sim.population.input_shape[2]
+    gabors = gabor_images(torch.as_tensor(result.gabor_params[shown], dtype=torch.float32), size, result.norm).numpy()
+    cols = min(12, len(shown))
+    rows = 2 * int(np.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for j, n in enumerate(shown):
+        r, c = 2 * (j // cols), j % cols
+        for ax, image in ((axes[r, c], result.mei[n].mean(0)), (axes[r + 1, c], gabors[j, 0])):
+            lim = max(np.abs(image).max(), 1e-9)
+            ax.imshow(image, cmap="gray", vmin=-lim, vmax=lim)
+        neuron = int(result.neurons[n])
+        axes[r, c].set_title(f"#{neuron} {sim.neurons['kind'][neuron]}", fontsize=6)
+        axes[r + 1, c].set_title(f"Gabor {result.ratio[n]:.2f}", fontsize=6)
+    summary = result.summary()
+    fig.suptitle(
+        f"ground-truth optimum (top) vs best Gabor (below) at L2 norm {result.norm:.3g}: best Gabor / optimum "
+        f"median {summary['median']:.2f}, min {summary['min']:.2f}, {100 * summary['fraction_at_most_0.6']:.0f}% <= 0.6",
+        fontsize=8,
+    )
+    fig.tight_layout()
     return fig

@@ -17,8 +17,9 @@ from egg_cli.data.natural import load_photographs, random_crops
 from egg_cli.data.schema import pixel_statistics
 from egg_cli.errors import EggError
 from egg_cli.metrics import correlation, oracle_correlation, split_half_reliability
+from egg_cli.simulation.grating_likeness import GratingLikeness, grating_likeness
 from egg_cli.simulation.neurons import MODEL_KIND, MODEL_VERSION, V4Population
-from egg_cli.simulation.population import PopulationConfig, calibrate, draw_population, numerator_and_pool
+from egg_cli.simulation.population import PopulationConfig, calibrate, calibrate_subunits, draw_population, numerator_and_pool
 from egg_cli.simulation.tuning import grating_tuning
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Simulation:
     pixel_stats: dict[str, float]
     tuning_curves: np.ndarray  # (n, O)
     tuning_orientations: np.ndarray  # (O,) degrees
+    optimum: GratingLikeness | None = None  # the ground truth's own optimum and best Gabor (measure_optimum)
 
     def headline(self) -> dict[str, float]:
         """Population summary numbers (file attrs, summary.json)."""
@@ -151,6 +153,8 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
         config.n_neurons, images.shape[1:], stats["pixel_mean"], stats["pixel_std"], config.neurons, neuron_rng
     )
     images_z = (images.astype(np.float32) - stats["pixel_mean"]) / stats["pixel_std"]
+    if population.conjunctive:
+        calibrate_subunits(population, images_z[tiers == "train"][:1000], config.neurons, neuron_rng, device=device)
     numerator, pool = numerator_and_pool(population, images_z, device=device, progress=progress)
     population.cpu()  # calibration, rates and tuning are cheap: on the CPU
     train = tiers == "train"
@@ -185,6 +189,33 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
     )
 
 
+def measure_optimum(
+    sim: Simulation, rms_contrast: float, max_neurons: int, steps: int = 200, progress: bool = False
+) -> GratingLikeness:
+    """Find the ground-truth optimum at RMS contrast ``rms_contrast`` (L2 norm ``rms_contrast *
+    sqrt(C*H*W)`` in z-scored units) and the best Gabor patch of up to ``max_neurons`` evenly spaced
+    neurons; keep both on ``sim`` (per-neuron ``optimum_rate``, ``best_gabor_rate``,
+    ``grating_likeness``, NaN where not measured; the images go to the ground-truth group)."""
+    if rms_contrast <= 0:
+        raise EggError(f"report.optimum.rms_contrast={rms_contrast} is not allowed; expected a positive number")
+    if max_neurons < 1 or steps < 1:
+        raise EggError(f"report.optimum.neurons={max_neurons}, steps={steps}: expected positive integers")
+    n = sim.population.n_neurons
+    neurons = np.unique(np.linspace(0, n - 1, min(max_neurons, n)).round().astype(int))
+    norm = rms_contrast * float(np.sqrt(np.prod(sim.population.input_shape)))
+    result = grating_likeness(sim.population, norm, steps=steps, neurons=neurons, progress=progress)
+    sim.optimum = result
+    for key, values in (
+        ("optimum_rate", result.mei_rate),
+        ("best_gabor_rate", result.gabor_rate),
+        ("grating_likeness", result.ratio),
+    ):
+        column = np.full(n, np.nan)
+        column[neurons] = values
+        sim.neurons[key] = column
+    return result
+
+
 def sample_trials(rates: np.ndarray, overdispersion: float, rng: np.random.Generator) -> np.ndarray:
     """Spike counts: Poisson around ``rates`` times a Gamma gain (mean 1, variance ``overdispersion``)."""
     if overdispersion > 0:
@@ -193,11 +224,17 @@ def sample_trials(rates: np.ndarray, overdispersion: float, rng: np.random.Gener
     return rng.poisson(rates).astype(np.float32)
 
 
-def ground_truth_content(population: V4Population) -> dict[str, Any]:
-    """The ``ground_truth`` group: the module spec plus its kind and version."""
-    content: dict[str, Any] = {"kind": MODEL_KIND, "version": MODEL_VERSION}
+def ground_truth_content(population: V4Population, optimum: GratingLikeness | None = None) -> dict[str, Any]:
+    """The ``ground_truth`` group: the module spec plus its kind and version, and the optimum
+    images (``optimum_images``, z-scored, at L2 norm ``optimum_norm``) when measured."""
+    version = MODEL_VERSION if population.conjunctive else 1  # a summing population stays readable as version 1
+    content: dict[str, Any] = {"kind": MODEL_KIND, "version": version}
     for key, value in population.spec().items():
         content[key] = np.asarray(value) if isinstance(value, np.ndarray) else value
+    if optimum is not None:
+        content["optimum_images"] = optimum.mei.astype(np.float32)
+        content["optimum_neurons"] = optimum.neurons.astype(np.int64)
+        content["optimum_norm"] = optimum.norm
     return content
 
 
@@ -213,5 +250,5 @@ def write_simulation(sim: Simulation, path: str | os.PathLike, attrs: Mapping[st
         sim.population.neuron_ids,
         neurons=sim.neurons,
         attrs=all_attrs,
-        ground_truth=ground_truth_content(sim.population),
+        ground_truth=ground_truth_content(sim.population, sim.optimum),
     )

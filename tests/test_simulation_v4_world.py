@@ -1,0 +1,87 @@
+"""The V4-like world: conjunction neurons rebuilt from the file, grating-likeness, determinism."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from egg_cli.simulation import SimulationConfig, load_ground_truth, simulate, write_simulation
+from egg_cli.simulation.simulate import measure_optimum
+
+WORLD = {"cycles_per_image": [8, 5, 3], "sigma_per_wavelength": 0.8, "saturation": 8.0, "model": "conjunction"}
+
+
+def _config(n_neurons: int, **neurons) -> SimulationConfig:
+    return SimulationConfig.from_dict(
+        dict(
+            n_neurons=n_neurons,
+            image_size=32,
+            n_train=300,
+            n_validation=20,
+            n_test=20,
+            test_repeats=4,
+            neurons={**WORLD, **neurons},
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    torch.set_num_threads(1)
+    sim = simulate(_config(10), seed=3, progress=False)
+    measure_optimum(sim, 0.25, max_neurons=4, steps=40)
+    path = tmp_path_factory.mktemp("world") / "dataset.h5"
+    write_simulation(sim, path)
+    return sim, path
+
+
+def test_conjunction_ground_truth_round_trips_through_the_file_with_the_same_outputs(world):
+    sim, path = world
+    gt = load_ground_truth(path)
+    assert gt.conjunctive and gt.n_neurons == 10
+    images = torch.as_tensor((sim.images.astype(np.float32) - gt.pixel_mean) / gt.pixel_std)
+    with torch.no_grad():
+        rates = gt(images).numpy()
+    np.testing.assert_allclose(rates, sim.rates, rtol=1e-4, atol=1e-5)
+    with h5py.File(path) as f:
+        group = f["ground_truth"]
+        assert group.attrs["version"] == 2 and group["term_neuron"].shape[0] >= 10
+        assert group["optimum_images"].shape == (4, 1, 32, 32) and list(group["optimum_neurons"][()]) == [0, 3, 6, 9]
+        likeness = f["neurons"]["grating_likeness"][()]
+    assert np.isnan(likeness[[1, 2, 4]]).all() and np.isfinite(likeness[[0, 3, 6, 9]]).all()
+
+
+def test_every_family_appears_and_each_neuron_has_one_excitatory_term(world):
+    sim, _ = world
+    spec = sim.population.spec()
+    excitatory = spec["term_neuron"][spec["term_weight"] > 0]
+    np.testing.assert_array_equal(np.bincount(excitatory, minlength=10), np.ones(10))
+    big = simulate(_config(60), seed=0, progress=False)
+    kinds, counts = np.unique(big.neurons["kind"], return_counts=True)
+    assert set(kinds) == {"grating", "corner", "curve", "texture", "blob"} and counts.min() >= 3
+
+
+def test_grating_likeness_is_near_one_for_gabor_energy_neurons_and_low_for_corners_and_curves():
+    torch.set_num_threads(1)
+    gratings = simulate(_config(4, family_fractions=[1, 0, 0, 0, 0]), seed=1, progress=False)
+    contours = simulate(_config(6, family_fractions=[0, 1, 1, 0, 0]), seed=1, progress=False)
+    high = measure_optimum(gratings, 0.25, max_neurons=4, steps=150)
+    low = measure_optimum(contours, 0.25, max_neurons=6, steps=150)
+    assert high.ratio.min() >= 0.85, high.ratio
+    assert np.median(low.ratio) <= 0.75 and low.ratio.min() < 0.6, low.ratio
+    assert (high.mei_rate >= high.gabor_rate).all() and (low.mei_rate >= low.gabor_rate).all()
+
+
+def test_same_seed_gives_the_same_world_and_optimum_bytes(tmp_path):
+    torch.set_num_threads(1)
+    paths = []
+    for k in range(2):
+        sim = simulate(_config(5), seed=11, progress=False)
+        measure_optimum(sim, 0.25, max_neurons=2, steps=10)
+        paths.append(tmp_path / f"d{k}.h5")
+        write_simulation(sim, paths[-1])
+    with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
+        for name in ("responses", "ground_truth/subunit_c50", "ground_truth/optimum_images", "neurons/grating_likeness"):
+            np.testing.assert_array_equal(a[name][()], b[name][()])
