@@ -150,6 +150,19 @@ def test_egg_evaluate_end_to_end_scores_runs_in_held_out_models_and_the_ground_t
     for name in ("heatmap.png", "scatter_ga_vs_fourier.png", "images_cnn.png", "table.md"):
         assert (out / name).stat().st_size > 0
 
+    # fraction of the ground-truth optimum: the selected MEI's truth response over the neuron's optimum at norm 0.25*24,
+    # which is at least the ascent's own optimum and at least every selected image's response
+    from egg_cli.simulation.ascent import fixed_norm_ascent
+
+    _, optimum = fixed_norm_ascent(gt, torch.as_tensor(neurons), norm, steps=200)
+    with open(out / "optimum.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f) if r["evaluator"] == "truth"}
+    assert set(rows) == {"ga", "fourier"} and rows["ga"]["neurons"] == "3"
+    fractions = responses[np.arange(3), neurons] / np.maximum(optimum.numpy(), responses[np.arange(3), neurons])
+    assert float(rows["ga"]["median"]) == pytest.approx(np.median(fractions), rel=1e-3)
+    assert 0 < float(rows["ga"]["min"]) <= float(rows["ga"]["median"]) <= 1
+    assert "Fraction of the ground-truth optimum" in (out / "table.md").read_text()
+
 
 @pytest.mark.slow
 def test_egg_evaluate_with_an_evaluator_of_other_neurons_exits_2_naming_it(workspace):

@@ -63,6 +63,7 @@ def settings_from_config(cfg: DictConfig) -> EvaluationSettings:
         bootstrap=int(cfg.bootstrap),
         seed=int(cfg.seed),
         grid_neurons=int(cfg.grid_neurons),
+        optimum_steps=int(cfg.optimum_steps),
     )
 
 

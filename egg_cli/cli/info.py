@@ -20,6 +20,7 @@ from egg_cli.cli.app import debug_requested, fail
 from egg_cli.data import NeuralDataset, load_dataset
 from egg_cli.errors import EggError
 from egg_cli.metrics import oracle_correlation, repeat_groups, split_half_reliability
+from egg_cli.simulation.grating_likeness import likeness_summary
 
 
 def dataset_report(path: Path) -> dict[str, Any]:
@@ -38,6 +39,12 @@ def dataset_report(path: Path) -> dict[str, Any]:
         "max": float(ds.responses.max()),
     }
     report["reliability"] = _reliability(ds)
+    ratio = ds.neurons.get("grating_likeness")
+    finite = ratio is not None and np.isfinite(np.asarray(ratio, dtype=np.float64)).any()
+    report["grating_likeness"] = likeness_summary(ratio) if finite else None
+    if "kind" in ds.neurons:
+        kinds, counts = np.unique(np.asarray(ds.neurons["kind"]).astype(str), return_counts=True)
+        report["neuron_kinds"] = {str(k): int(c) for k, c in zip(kinds, counts)}
     return report
 
 
@@ -81,6 +88,14 @@ def format_dataset(r: dict[str, Any]) -> str:
         )
     else:
         lines.append("reliability  no repeated images, so no oracle correlation")
+    if r.get("neuron_kinds"):
+        lines.append("kinds        " + ", ".join(f"{k} {c}" for k, c in r["neuron_kinds"].items()))
+    likeness = r.get("grating_likeness")
+    if likeness:
+        lines.append(
+            f"grating-like best Gabor / ground-truth optimum: median {likeness['median']:.2f}, min {likeness['min']:.2f}, "
+            f"{100 * likeness['fraction_at_most_0.6']:.0f}% <= 0.6 ({likeness['neurons_measured']} neurons measured)"
+        )
     lines.append(
         "ground truth stored (egg_cli.simulation.load_ground_truth rebuilds the neurons)"
         if r["ground_truth"]

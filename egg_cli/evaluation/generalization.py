@@ -27,6 +27,8 @@ from tqdm import tqdm
 from egg_cli.errors import EggError
 from egg_cli.evaluation.scoring import natural_ceiling, neuron_columns, score_raw_images
 from egg_cli.evaluation.stats import compare_paired, holm
+from egg_cli.simulation.ascent import fixed_norm_ascent
+from egg_cli.synthesis.adapter import contrast_norm
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class Evaluation:
     # (generator, method, evaluator) -> (neuron ids, normalized activation per neuron)
     per_neuron: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     ceilings: dict[str, dict[str, float]] = field(default_factory=dict)  # evaluator -> neuron id -> best natural
+    # ground-truth evaluator -> neuron id -> its optimum at the evaluation contrast (the best image known)
+    optima: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (generator, method, ground-truth evaluator) -> (neuron ids, selected image's response / optimum)
+    fraction_of_optimum: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     runs: dict[tuple[str, str], list[SynthesisRun]] = field(default_factory=dict)
     seeds: str = "best"
 
@@ -155,11 +161,15 @@ def evaluate_runs(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     fit: str = "resize",
+    optimum_steps: int = 200,
 ) -> Evaluation:
     """Score every run's images and the natural images in every evaluator; normalize per neuron.
 
     ``rms_contrast`` None takes the runs' common contrast. ``neurons="common"`` keeps, for each
     generator, only the neurons every one of its methods has; ``"all"`` keeps each run's own.
+    For ground-truth evaluators each neuron's optimum at that contrast is found by fixed-norm
+    gradient ascent (``optimum_steps``) and raised to any better image scored, and each selected
+    image's response is also reported as a fraction of it (how much room methods have to differ).
     """
     if not evaluators:
         raise EggError("evaluators={}: expected at least one evaluator (held-out ensemble, other architecture, ground_truth)")
@@ -183,6 +193,7 @@ def evaluate_runs(
     )
     for ev in tqdm(evaluators, desc="evaluators", unit="model"):
         ev.model.eval()
+        selected: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         columns = neuron_columns(np.asarray(ev.model.neuron_ids), wanted, ev.name)
         best, _ = natural_ceiling(ev.model, natural_raw, contrast, columns, batch_size, device, fit)
         if not (best > 0).all():
@@ -215,6 +226,8 @@ def evaluate_runs(
                 ids_a, seeds_a, scores_a, norm_a, resp_a = ids_a[mask], seeds_a[mask], scores_a[mask], norm_a[mask], resp_a[mask]
             uid, values, used = select_per_neuron(ids_a, seeds_a, scores_a, norm_a, seeds)
             evaluation.per_neuron[(gen, method, ev.name)] = (uid, values)
+            if ev.kind == "ground_truth":
+                selected[(gen, method)] = select_per_neuron(ids_a, seeds_a, scores_a, resp_a, seeds)[:2]
             for k in range(len(ids_a)):
                 evaluation.records.append(
                     {
@@ -230,7 +243,51 @@ def evaluate_runs(
                         "selected": bool(used[k]),
                     }
                 )
+        if ev.kind == "ground_truth":
+            _record_optima(evaluation, ev, selected, wanted, all_ids, contrast, optimum_steps)
     return evaluation
+
+
+def _record_optima(
+    evaluation: Evaluation,
+    ev: Evaluator,
+    selected: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    wanted: np.ndarray,
+    all_ids: list[str],
+    rms_contrast: float,
+    steps: int,
+) -> None:
+    """Each neuron's ground-truth optimum and every selected image's fraction of it."""
+    columns = torch.as_tensor(neuron_columns(np.asarray(ev.model.neuron_ids), wanted, ev.name))
+    norm = contrast_norm(tuple(int(s) for s in ev.model.input_shape), rms_contrast=rms_contrast)
+    _, rates = fixed_norm_ascent(ev.model, columns, norm, steps=steps)
+    optimum = dict(zip(all_ids, rates.cpu().numpy().astype(np.float64).tolist()))
+    for _, (ids, responses) in selected.items():  # the optimum is the best image known at this contrast
+        for nid, r in zip(ids, responses):
+            optimum[str(nid)] = max(optimum[str(nid)], float(r))
+    evaluation.optima[ev.name] = optimum
+    for (gen, method), (ids, responses) in selected.items():
+        fraction = np.asarray([r / optimum[str(nid)] if optimum[str(nid)] > 0 else np.nan for nid, r in zip(ids, responses)])
+        evaluation.fraction_of_optimum[(gen, method, ev.name)] = (ids, fraction)
+
+
+def optimum_table(evaluation: Evaluation) -> list[dict]:
+    """Generator x ground-truth evaluator x method rows of the fraction of the ground-truth optimum."""
+    rows = []
+    for (gen, method, ev), (_, fraction) in evaluation.fraction_of_optimum.items():
+        finite = fraction[np.isfinite(fraction)]
+        rows.append(
+            {
+                "generator": gen,
+                "evaluator": ev,
+                "method": method,
+                "neurons": int(len(finite)),
+                "median": float(np.median(finite)) if len(finite) else float("nan"),
+                "mean": float(np.mean(finite)) if len(finite) else float("nan"),
+                "min": float(np.min(finite)) if len(finite) else float("nan"),
+            }
+        )
+    return rows
 
 
 def activation_table(evaluation: Evaluation) -> list[dict]:

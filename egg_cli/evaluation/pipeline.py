@@ -26,6 +26,7 @@ from egg_cli.evaluation.generalization import (
     default_pairs,
     evaluate_runs,
     method_comparisons,
+    optimum_table,
 )
 from egg_cli.evaluation.runs import load_synthesis_run
 from egg_cli.evaluation.tables import markdown_table, wide_activation_rows
@@ -52,6 +53,7 @@ class EvaluationSettings:
     bootstrap: int = 1000
     seed: int = 0
     grid_neurons: int = 8
+    optimum_steps: int = 200  # fixed-norm gradient ascent steps for each ground-truth neuron's optimum
 
     def check(self) -> None:
         """Refuse unknown option values before any model is loaded."""
@@ -69,8 +71,11 @@ class EvaluationSettings:
                 raise EggError(f"{key}={value!r} unknown; expected one of {', '.join(allowed)}")
         if self.rms_contrast is not None and not self.rms_contrast > 0:
             raise EggError(f"contrast.rms={self.rms_contrast} must be positive (RMS contrast in z-units, e.g. 0.25)")
-        if self.batch_size < 1 or self.bootstrap < 1:
-            raise EggError(f"batch_size={self.batch_size} and bootstrap={self.bootstrap} must be positive integers")
+        if self.batch_size < 1 or self.bootstrap < 1 or self.optimum_steps < 1:
+            raise EggError(
+                f"batch_size={self.batch_size}, bootstrap={self.bootstrap} and optimum_steps={self.optimum_steps} "
+                "must be positive integers"
+            )
 
 
 def load_runs(specs: Sequence[Any]) -> list[SynthesisRun]:
@@ -140,7 +145,16 @@ def evaluate(
     out = Path(out_dir)
     contrast = common_contrast(runs) if settings.rms_contrast is None else float(settings.rms_contrast)
     evaluation = evaluate_runs(
-        runs, evaluators, natural_raw, contrast, settings.seeds, settings.neurons, settings.batch_size, device, settings.fit
+        runs,
+        evaluators,
+        natural_raw,
+        contrast,
+        settings.seeds,
+        settings.neurons,
+        settings.batch_size,
+        device,
+        settings.fit,
+        settings.optimum_steps,
     )
     rows = activation_table(evaluation)
     pairs = [tuple(p) for p in settings.compare] if settings.compare else default_pairs(evaluation.methods, settings.reference)
@@ -163,6 +177,10 @@ def evaluate(
             for c in comparisons
         ],
         "seconds_per_image": {f"{c['generator']} | {c['method']}": c["seconds_per_image"] for c in compute},
+        "fraction_of_ground_truth_optimum": {
+            f"{r['generator']} | {r['evaluator']} | {r['method']}": {k: r[k] for k in ("neurons", "median", "mean", "min")}
+            for r in optimum_table(evaluation)
+        },
         "figures": figures,
         **dict(summary_extra or {}),
         "status": "finished",
@@ -194,6 +212,8 @@ def write_outputs(
     write_csv(out / "table.csv", rows)
     write_csv(out / "comparisons.csv", comparisons)
     write_csv(out / "compute.csv", compute)
+    if evaluation.fraction_of_optimum:
+        write_csv(out / "optimum.csv", optimum_table(evaluation))
     figures = ["heatmap.png"]
     save_figure(heatmap_figure(evaluation, rows), out / "heatmap.png")
     for a, b in pairs:
@@ -235,6 +255,12 @@ def evaluation_markdown(evaluation: Evaluation, rows: list[dict], comparisons: l
         + markdown_table(comparisons, comp_cols)
         + "\n### Compute per image (from the synthesis runs' timing)\n\n"
         + markdown_table(compute)
+        + (
+            "\n### Fraction of the ground-truth optimum (selected image's response / the neuron's optimum at this contrast)\n\n"
+            + markdown_table(optimum_table(evaluation))
+            if evaluation.fraction_of_optimum
+            else ""
+        )
     )
 
 

@@ -129,6 +129,18 @@ def _refine(
     return best_params, best
 
 
+def likeness_summary(ratio: np.ndarray) -> dict[str, float]:
+    """Median, minimum, share at or below 0.6 and count of the measured (finite) ratios."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    ratio = ratio[np.isfinite(ratio)]
+    return {
+        "median": float(np.median(ratio)),
+        "min": float(np.min(ratio)),
+        "fraction_at_most_0.6": float(np.mean(ratio <= 0.6)),
+        "neurons_measured": int(len(ratio)),
+    }
+
+
 @dataclass
 class GratingLikeness:
     """Per measured neuron: the model's own optimum at a fixed norm, the best Gabor patch, and their ratio."""
@@ -142,14 +154,8 @@ class GratingLikeness:
     ratio: np.ndarray  # (k,) gabor_rate / mei_rate
 
     def summary(self) -> dict[str, float]:
-        """Median, minimum and the share of neurons at or below 0.6."""
-        return {
-            "median": float(np.median(self.ratio)),
-            "min": float(np.min(self.ratio)),
-            "fraction_at_most_0.6": float(np.mean(self.ratio <= 0.6)),
-            "neurons_measured": len(self.neurons),
-            "norm": self.norm,
-        }
+        """Median, minimum and the share of neurons at or below 0.6 (see :func:`likeness_summary`)."""
+        return {**likeness_summary(self.ratio), "norm": self.norm}
 
 
 def grating_likeness(
