@@ -76,12 +76,19 @@ def scatter_figure(evaluation: Evaluation, a: str, b: str, comparisons: Sequence
     return fig
 
 
-def image_grid_figure(runs_by_method: dict[str, list[SynthesisRun]], max_neurons: int = 8, title: str = ""):
-    """Best-seed image per neuron (columns) for each method (rows), in raw pixel units, each image scaled alone."""
+def image_grid_figure(
+    runs_by_method: dict[str, list[SynthesisRun]],
+    max_neurons: int = 8,
+    title: str = "",
+    reference: tuple[str, dict[str, np.ndarray]] | None = None,
+):
+    """Best-seed image per neuron (columns) for each method (rows), in raw pixel units, each image scaled alone;
+    ``reference`` (label, neuron id -> image) adds a first row, e.g. the ground truth's own optimum."""
     import matplotlib.pyplot as plt
 
-    methods = list(runs_by_method)
     chosen: dict[str, dict[str, np.ndarray]] = {}
+    if reference is not None:
+        chosen[reference[0]] = reference[1]
     for method, members in runs_by_method.items():
         ids = np.concatenate([r.neuron_ids for r in members])
         seeds = np.concatenate([r.seeds for r in members])
@@ -90,7 +97,8 @@ def image_grid_figure(runs_by_method: dict[str, list[SynthesisRun]], max_neurons
         uid, _, used = select_per_neuron(ids, seeds, scores, scores, "best")
         keys = np.asarray([str(v) for v in ids])
         chosen[method] = {u: images[np.flatnonzero(used & (keys == u))[0]] for u in uid}
-    shared = [u for u in next(iter(chosen.values())) if all(u in c for c in chosen.values())][:max_neurons]
+    methods = list(chosen)
+    shared = [u for u in chosen[methods[-1]] if all(u in c for c in chosen.values())][:max_neurons]
     fig, axes = plt.subplots(
         len(methods), max(1, len(shared)), figsize=(1.2 * max(1, len(shared)) + 0.6, 1.25 * len(methods) + 0.4), squeeze=False
     )

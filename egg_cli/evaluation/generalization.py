@@ -83,6 +83,7 @@ class Evaluation:
     ceilings: dict[str, dict[str, float]] = field(default_factory=dict)  # evaluator -> neuron id -> best natural
     # ground-truth evaluator -> neuron id -> its optimum at the evaluation contrast (the best image known)
     optima: dict[str, dict[str, float]] = field(default_factory=dict)
+    optimum_images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # evaluator -> neuron id -> (C, H, W)
     # (generator, method, ground-truth evaluator) -> (neuron ids, selected image's response / optimum)
     fraction_of_optimum: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     runs: dict[tuple[str, str], list[SynthesisRun]] = field(default_factory=dict)
@@ -260,8 +261,9 @@ def _record_optima(
     """Each neuron's ground-truth optimum and every selected image's fraction of it."""
     columns = torch.as_tensor(neuron_columns(np.asarray(ev.model.neuron_ids), wanted, ev.name))
     norm = contrast_norm(tuple(int(s) for s in ev.model.input_shape), rms_contrast=rms_contrast)
-    _, rates = fixed_norm_ascent(ev.model, columns, norm, steps=steps)
+    images, rates = fixed_norm_ascent(ev.model, columns, norm, steps=steps)
     optimum = dict(zip(all_ids, rates.cpu().numpy().astype(np.float64).tolist()))
+    evaluation.optimum_images[ev.name] = dict(zip(all_ids, images.cpu().numpy()))
     for _, (ids, responses) in selected.items():  # the optimum is the best image known at this contrast
         for nid, r in zip(ids, responses):
             optimum[str(nid)] = max(optimum[str(nid)], float(r))

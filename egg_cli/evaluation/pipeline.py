@@ -223,7 +223,10 @@ def write_outputs(
     for gen in evaluation.generators:
         by_method = {m: evaluation.runs[(gen, m)] for m in evaluation.methods if (gen, m) in evaluation.runs}
         name = f"images_{_slug(gen)}.png"
-        save_figure(image_grid_figure(by_method, settings.grid_neurons, f"best seed per neuron, generated on {gen}"), out / name)
+        truth = next(iter(evaluation.optimum_images.items()), None)
+        reference = (f"{truth[0]} optimum", truth[1]) if truth else None
+        title = f"best seed per neuron, generated on {gen}"
+        save_figure(image_grid_figure(by_method, settings.grid_neurons, title, reference), out / name)
         figures.append(name)
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(evaluation_markdown(evaluation, rows, comparisons, compute))

@@ -133,6 +133,14 @@ def _setup_section(result: DemoResult, plan: DemoPlan) -> str:
         lines.append(
             "Simulated dataset (`simulate/`): " + ", ".join(f"{k} {format_value(v)}" for k, v in list(facts.items())[:12]) + ".\n"
         )
+    likeness = sim.get("grating_likeness")
+    if likeness:
+        lines.append(
+            f"How grating-like the ground-truth neurons are (best Gabor patch / the neuron's own optimum, both at L2 norm "
+            f"{likeness['norm']:.3g}; 1 = a grating detector): median {likeness['median']:.2f}, min {likeness['min']:.2f}, "
+            f"{100 * likeness['fraction_at_most_0.6']:.0f}% of {likeness['neurons_measured']} measured neurons at or below 0.6. "
+            "Optimum (top) and best Gabor (below) per neuron:\n\n![ground-truth optima](simulate/optimum.png)\n"
+        )
     rows = []
     for arch, summaries in result.train_summaries.items():
         for k, s in enumerate(summaries):
