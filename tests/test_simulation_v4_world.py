@@ -85,3 +85,27 @@ def test_same_seed_gives_the_same_world_and_optimum_bytes(tmp_path):
     with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
         for name in ("responses", "ground_truth/subunit_c50", "ground_truth/optimum_images", "neurons/grating_likeness"):
             np.testing.assert_array_equal(a[name][()], b[name][()])
+
+
+def test_dead_leaves_have_a_natural_power_spectrum_and_mixed_sources_hold_both_kinds():
+    from egg_cli.data.dead_leaves import dead_leaves
+    from egg_cli.data.natural import load_photographs, natural_images, random_crops
+
+    def slope(images: np.ndarray) -> float:
+        centred = images - images.mean((-2, -1), keepdims=True)
+        power = np.fft.fftshift(np.abs(np.fft.fft2(centred)) ** 2, axes=(-2, -1)).mean(0)
+        n = power.shape[-1]
+        y, x = np.indices(power.shape)
+        radius = np.hypot(y - n // 2, x - n // 2).astype(int)
+        radial = np.bincount(radius.ravel(), power.ravel()) / np.bincount(radius.ravel())
+        k = np.arange(2, n // 2)
+        return float(np.polyfit(np.log(k), np.log(radial[k]), 1)[0])
+
+    leaves = dead_leaves(60, 64, np.random.default_rng(0))
+    photos = random_crops(load_photographs(), 60, 64, np.random.default_rng(0))
+    assert leaves.shape == (60, 1, 64, 64) and 0 <= leaves.min() and leaves.max() <= 1
+    assert -3.2 < slope(leaves[:, 0]) < -2.3 and abs(slope(leaves[:, 0]) - slope(photos[:, 0])) < 0.3
+    mixed = natural_images("mixed", 40, 32, np.random.default_rng(1))
+    again = natural_images("mixed", 40, 32, np.random.default_rng(1))
+    np.testing.assert_array_equal(mixed, again)
+    assert mixed.shape == (40, 1, 32, 32)

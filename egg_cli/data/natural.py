@@ -1,9 +1,11 @@
 """Natural photographs without internet: the pictures installed packages ship, cut into crops.
 
-The default source is the photographs in scikit-image's data folder and matplotlib's sample
-data (``bundled_photographs``); any folder of images works the same way (``folder_photographs``).
-Crops are drawn at random positions and scales, so a few photographs give thousands of
-distinct natural patches with natural second-order statistics.
+The bundled source is the photographs in scikit-image's data folder and matplotlib's sample
+data (``bundled_photograph_paths``); any folder of images works the same way
+(``folder_photograph_paths``). Crops are drawn at random positions and scales, so a few
+photographs give thousands of distinct natural patches with natural second-order statistics.
+``natural_images`` also offers procedural dead-leaves images (:mod:`egg_cli.data.dead_leaves`)
+and an even mix of both (``mixed``).
 """
 
 from __future__ import annotations
@@ -120,3 +122,28 @@ def random_crops(
         tensor = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
         out[k] = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=side > size, align_corners=False)[0].numpy()
     return np.clip(out, 0.0, 1.0)
+
+
+IMAGE_SOURCES = ("bundled", "dead_leaves", "mixed")  # or a folder of images
+
+
+def natural_images(
+    source: str | Path,
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float] = (0.25, 1.0),
+    grayscale: bool = True,
+) -> np.ndarray:
+    """``n`` natural images (n, C, size, size) float32 in [0, 1] from ``source``: ``bundled`` photograph
+    crops, ``dead_leaves`` images, ``mixed`` (half of each, in random order) or crops of a folder's images."""
+    from egg_cli.data.dead_leaves import dead_leaves
+
+    channels = 1 if grayscale else 3
+    if source == "dead_leaves":
+        return dead_leaves(n, size, rng, channels)
+    if source == "mixed":
+        photos = random_crops(load_photographs("bundled", grayscale), n // 2, size, rng, scale_range=scale_range)
+        images = np.concatenate([photos, dead_leaves(n - n // 2, size, rng, channels)])
+        return images[rng.permutation(n)]
+    return random_crops(load_photographs(source, grayscale), n, size, rng, scale_range=scale_range)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from egg_cli.data.hdf5 import write_dataset
-from egg_cli.data.natural import load_photographs, random_crops
+from egg_cli.data.natural import IMAGE_SOURCES, natural_images
 from egg_cli.data.schema import pixel_statistics
 from egg_cli.errors import EggError
 from egg_cli.metrics import correlation, oracle_correlation, split_half_reliability
@@ -31,7 +31,7 @@ class SimulationConfig:
 
     n_neurons: int = 100
     image_size: int = 64
-    image_source: str = "bundled"  # "bundled" or a folder of images
+    image_source: str = "bundled"  # bundled | dead_leaves | mixed | a folder of images
     grayscale: bool = True
     crop_scale: tuple[float, float] = (0.25, 1.0)
     n_train: int = 5000
@@ -138,13 +138,14 @@ def simulate(config: SimulationConfig, seed: int = 0, device: torch.device | str
     rng = np.random.default_rng(seed)
     image_rng, neuron_rng, noise_rng = (np.random.default_rng(s) for s in rng.integers(0, 2**63, size=3))
     source = config.image_source
-    if source not in ("bundled", None):
+    if source is not None and source not in IMAGE_SOURCES:
         source = os.path.expanduser(str(source))
-    photos = load_photographs(source, grayscale=config.grayscale)
     counts = {"train": config.n_train, "validation": config.n_validation, "test": config.n_test}
     n_images = sum(counts.values())
-    log.info("cropping %d natural images of %dx%d", n_images, config.image_size, config.image_size)
-    crops = random_crops(photos, n_images, config.image_size, image_rng, scale_range=tuple(config.crop_scale))
+    log.info("drawing %d natural images (%s) of %dx%d", n_images, source, config.image_size, config.image_size)
+    crops = natural_images(
+        source, n_images, config.image_size, image_rng, scale_range=tuple(config.crop_scale), grayscale=config.grayscale
+    )
     images = np.round(crops * 255).astype(np.uint8)
     tiers = np.concatenate([np.full(c, tier) for tier, c in counts.items()])
     stats = pixel_statistics(images, tiers)
