@@ -1,10 +1,11 @@
-"""Device, precision and seeding shared by every command."""
+"""Device, precision, seeding and config values shared by every command."""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,3 +48,10 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     return torch.Generator().manual_seed(seed)
+
+
+def plain(value: Any) -> Any:
+    """An OmegaConf node as plain Python (dicts, lists, resolved interpolations); anything else unchanged."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value

@@ -64,7 +64,10 @@ def test_multirun_over_seeds_gives_one_dataset_per_seed(tmp_path):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("dataset=nope", "egg: error: In 'simulate': Could not find 'dataset/nope'; Available options in 'dataset': v4_grating, v4_sim"),
+        (
+            "dataset=nope",
+            "egg: error: In 'simulate': Could not find 'dataset/nope'; Available options in 'dataset': v4_grating, v4_sim",
+        ),
         ("dataset.n_neurons=0", "egg: error: dataset.n_neurons=0 is not allowed; expected a positive integer"),
     ],
 )

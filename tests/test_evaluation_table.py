@@ -19,7 +19,8 @@ from egg_cli.evaluation.generalization import (
     method_comparisons,
 )
 from egg_cli.evaluation.pipeline import EvaluationSettings, evaluate
-from egg_cli.evaluation.tables import markdown_table, wide_activation_rows
+from egg_cli.evaluation.tables import wide_activation_rows
+from egg_cli.markdown import markdown_table
 
 SIZE = 16
 METHODS = {"ga": 2.0, "egg": 0.5, "cmaes": 4.0}  # seconds per image

@@ -230,3 +230,23 @@ def test_task_driven_pretrained_offline_fails_in_one_line_naming_the_weights_fil
     assert "model.core.weights=<file>" in message
     with pytest.raises(EggError, match="exclusive"):
         TaskDrivenCore(model_name="resnet18", layer="layer2", pretrained=True, weights="w.pt")
+
+
+def test_shipped_task_backbone_loads_frozen_and_is_not_the_random_initialization():
+    from egg_cli.models.cores.task_driven import SHIPPED_WEIGHTS
+
+    assert SHIPPED_WEIGHTS.stat().st_size < 20e6
+    saved = torch.load(SHIPPED_WEIGHTS, weights_only=True)
+    assert (saved["model_name"], saved["layer"], saved["task"]) == ("resnet18", "layer2", "rotation")
+    torch.manual_seed(0)
+    core = TaskDrivenCore(in_channels=1, model_name="resnet18", layer="layer2", weights="shipped").train()
+    torch.manual_seed(0)
+    random = TaskDrivenCore(in_channels=1, model_name="resnet18", layer="layer2", weights=None)
+    assert not any(p.requires_grad for p in core.backbone.parameters()) and not core.backbone.training
+    torch.testing.assert_close(core.backbone.state_dict()["conv1.weight"], saved["state_dict"]["conv1.weight"])
+    assert not torch.equal(core.backbone.state_dict()["conv1.weight"], random.backbone.state_dict()["conv1.weight"])
+    x = torch.randn(2, 1, 32, 32)
+    out = core(x)
+    assert out.shape == (2, 128, 4, 4) and torch.isfinite(out).all()
+    with pytest.raises(EggError, match="weights=shipped is egg's resnet18 trunk to layer2"):
+        TaskDrivenCore(model_name="resnet50", layer="layer3.0", weights="shipped")

@@ -12,24 +12,21 @@ import sys
 import time
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from egg_cli.cli import stage_tasks
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import write_json
+from egg_cli.runtime import plain
 from egg_cli.workflows.demo import DemoPlan, run_demo
 from egg_cli.workflows.report import write_report
 
 log = logging.getLogger("egg.demo")
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
-
-
 def _overrides(value: Any, key: str) -> list[str]:
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return []
     if isinstance(value, str):
@@ -44,11 +41,11 @@ def plan_from_config(cfg: DictConfig) -> DemoPlan:
     scale = str(cfg.scale)
     if scale not in cfg.presets:
         raise EggError(f"scale={scale!r} unknown; expected one of {', '.join(cfg.presets)}")
-    methods = _plain(cfg.methods)
-    architectures = _plain(cfg.architectures)
+    methods = plain(cfg.methods)
+    architectures = plain(cfg.architectures)
     if not isinstance(methods, dict) or not isinstance(architectures, dict):
         raise EggError("methods and architectures must map labels to lists of overrides")
-    seeds = _plain(cfg.seeds)
+    seeds = plain(cfg.seeds)
     return DemoPlan(
         simulate=_overrides(cfg.simulate, "simulate"),
         architectures={str(k): _overrides(v, f"architectures.{k}") for k, v in architectures.items()},
@@ -58,7 +55,7 @@ def plan_from_config(cfg: DictConfig) -> DemoPlan:
         seeds=[int(s) for s in (seeds if isinstance(seeds, list) else [seeds])],
         methods={str(k): _overrides(v, f"methods.{k}") for k, v in methods.items()},
         evaluate=_overrides(cfg.evaluate, "evaluate"),
-        optional_methods=[str(m) for m in _plain(cfg.optional_methods) or []],
+        optional_methods=[str(m) for m in plain(cfg.optional_methods) or []],
         seed=int(cfg.seed),
         device=str(cfg.device),
         progress=bool(cfg.progress),

@@ -10,19 +10,14 @@ import glob
 import logging
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
 from egg_cli.evaluation.pipeline import EvaluationSettings, run_evaluate
-from egg_cli.runtime import resolve_device, seed_everything
+from egg_cli.runtime import plain, resolve_device, seed_everything
 
 log = logging.getLogger("egg.evaluate")
-
-
-def plain(value: Any) -> Any:
-    """OmegaConf containers -> Python lists and dicts."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def expand_runs(specs: Any) -> list[Any]:

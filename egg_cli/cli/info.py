@@ -32,7 +32,7 @@ def dataset_report(path: Path) -> dict[str, Any]:
     for key in ("source", "seed", "egg_version"):
         if key in ds.attrs:
             report[key] = ds.attrs[key]
-    report["neuron_ids"] = [_plain(ds.neuron_ids[0]), _plain(ds.neuron_ids[-1])]
+    report["neuron_ids"] = [_scalar(ds.neuron_ids[0]), _scalar(ds.neuron_ids[-1])]
     report["responses"] = {
         "mean": float(ds.responses.mean()),
         "min": float(ds.responses.min()),
@@ -179,7 +179,7 @@ def format_checkpoint(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _plain(value: Any) -> Any:
+def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 

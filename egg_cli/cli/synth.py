@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
-from egg_cli.runtime import resolve_device, resolve_precision, seed_everything
+from egg_cli.runtime import plain, resolve_device, resolve_precision, seed_everything
 from egg_cli.synthesis.adapter import contrast_norm
 from egg_cli.synthesis.builders import ObjectiveContext
 from egg_cli.synthesis.figures import synthesis_grid
@@ -27,12 +27,8 @@ from egg_cli.synthesis.runner import check_finite, rescore, synthesize
 log = logging.getLogger("egg.synth")
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
-
-
 def _heldout_specs(value: Any) -> list[Any]:
-    value = _plain(value)
+    value = plain(value)
     if value in (None, "", []):
         return []
     return [value] if isinstance(value, str) else list(value)
@@ -151,16 +147,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = run_dir()
     device = resolve_device(cfg.device)
     seed_everything(int(cfg.seed))
-    model_spec = _plain(cfg.model)
+    model_spec = plain(cfg.model)
     model = load_model(model_spec, device)
     dataset_path = cfg.dataset_path or getattr(model, "dataset_path", None)
     data = _LazyDataset(None if dataset_path is None else str(dataset_path))
-    neurons = select_neurons(_plain(cfg.neurons), model)
+    neurons = select_neurons(plain(cfg.neurons), model)
     norm = contrast_norm(model.input_shape, cfg.adapter.rms_contrast, cfg.adapter.norm)
     context = ObjectiveContext(model=model, neurons=neurons, dataset=data, norm=norm, device=device)
     objective = instantiate(cfg.objective)(context)
     method = instantiate(cfg.method)
-    seeds = [int(s) for s in _plain(cfg.seeds)]
+    seeds = [int(s) for s in plain(cfg.seeds)]
     result = synthesize(
         method,
         objective,
@@ -168,7 +164,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         device,
         batch_size=cfg.batch_size,
         max_batch_size=int(cfg.max_batch_size),
-        adapter_options=_plain(cfg.adapter),
+        adapter_options=plain(cfg.adapter),
         progress=bool(cfg.progress),
         precision=resolve_precision(cfg.precision, device),
     )

@@ -29,8 +29,9 @@ from egg_cli.evaluation.generalization import (
     optimum_table,
 )
 from egg_cli.evaluation.runs import load_synthesis_run
-from egg_cli.evaluation.tables import markdown_table, wide_activation_rows
+from egg_cli.evaluation.tables import wide_activation_rows
 from egg_cli.io import atomic_path, save_figure, write_csv, write_json
+from egg_cli.markdown import markdown_table
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ of the same pixels: no clipping happens anywhere.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,11 +33,6 @@ def raw_to_unit_range(images_raw: np.ndarray) -> np.ndarray:
     """Raw pixel units (0-255) -> the adapter's ``diffusion`` space ([-1, 1] for 0-255, linear)."""
     lo, hi = PIXEL_RANGE
     return (np.asarray(images_raw, dtype=np.float32) - lo) / (hi - lo) * 2.0 - 1.0
-
-
-def rms_contrast_of(norm: float, shape: Sequence[int]) -> float:
-    """RMS contrast (per value, z-units) of an L2 norm for images of ``shape`` (C, H, W)."""
-    return float(norm) / math.sqrt(int(np.prod(shape)))
 
 
 def evaluator_adapter(source_shape: Sequence[int], model: nn.Module, rms_contrast: float, fit: str = "resize") -> ImageAdapter:

@@ -1,36 +1,9 @@
-"""Markdown renderings of evaluation tables (the CSV files hold the same numbers in full precision)."""
+"""Evaluation tables reshaped for Markdown (rendered by :mod:`egg_cli.markdown`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-
-def format_value(value: Any, digits: int = 3) -> str:
-    """Numbers with ``digits`` significant decimals, NaN as an em dash, everything else as text."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "—"
-        if value != 0 and (abs(value) < 10 ** (-digits) or abs(value) >= 1e5):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table of ``rows`` (dicts) in ``columns`` order."""
-    if not rows:
-        return "_(no rows)_\n"
-    columns = list(columns or rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(c, ""), digits) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def wide_activation_rows(rows: Sequence[dict], evaluators: Sequence[str]) -> list[dict]:

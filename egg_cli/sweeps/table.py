@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from egg_cli.io import atomic_path, write_csv
+from egg_cli.markdown import markdown_table
 from egg_cli.sweeps.collect import FAILED, STATUSES, JobResult
 
 
@@ -49,9 +50,7 @@ def markdown(results: Sequence[JobResult], sweep_dir: Path) -> str:
     if rows:
         shared = {split_override(o)[0] for o in common}
         columns = [c for c in rows[0] if c != "error" and c not in shared]
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "|".join("---" for _ in columns) + "|")
-        lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in rows]
+        lines.append(markdown_table(rows, columns, cell=_cell).rstrip("\n"))
     failed = [r for r in results if r.status == FAILED]
     if failed:
         lines += ["", "## failed jobs", ""]
@@ -89,4 +88,4 @@ def _ordered(items: Any) -> list[str]:
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|") if value is not None else ""
+    return str(value) if value is not None else ""

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from egg_cli.evaluation.tables import format_value, markdown_table
 from egg_cli.io import atomic_path
+from egg_cli.markdown import format_value, markdown_table
 from egg_cli.workflows.demo import GROUND_TRUTH, DemoPlan, DemoResult
 
 ALPHA = 0.05
@@ -171,16 +171,11 @@ def _setup_section(result: DemoResult, plan: DemoPlan) -> str:
     lines.append(markdown_table(method_rows))
     arch_rows = [{"architecture": a, "egg train overrides": " ".join([*o, *plan.train])} for a, o in plan.architectures.items()]
     lines.append("\n" + markdown_table(arch_rows))
-    random_cores = [
-        a
-        for a, o in plan.architectures.items()
-        if "model/core=task_driven" in o and not any(x.startswith("model.core.weights=") for x in o)
-    ]
+    random_cores = [a for a, o in plan.architectures.items() if "model/core=task_driven" in o and "model.core.weights=null" in o]
     if random_cores:
         lines.append(
-            f"\nNote: the task-driven core of {', '.join(random_cores)} has no pretrained weights here (nothing is "
-            "downloaded), so its frozen backbone is randomly initialized; give `model.core.weights=<local file>` "
-            "in `architectures` for a truly task-driven model.\n"
+            f"\nNote: the task-driven core of {', '.join(random_cores)} is randomly initialized (model.core.weights=null); "
+            "the default `weights=shipped` is egg's rotation-trained backbone, `model.core.weights=<local file>` a timm checkpoint.\n"
         )
     return "\n".join(lines) + "\n"
 

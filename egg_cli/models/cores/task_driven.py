@@ -20,6 +20,9 @@ from egg_cli.models.state import load_state_strict
 log = logging.getLogger(__name__)
 
 _PREFIXES = ("module.", "model.", "backbone.")
+# egg's own task-driven backbone: timm resnet18 to layer2, trained on rotation prediction (scripts/train_backbone.py)
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "resnet18_rotation.pt"
+SHIPPED = "shipped"
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -81,22 +84,30 @@ class TaskDrivenCore(nn.Module):
 
         require(in_channels in (1, 3), f"task-driven core got {in_channels} input channels; expected 1 (grayscale) or 3")
         require(not (pretrained and weights), "model.core.pretrained=true and model.core.weights are exclusive; expected one")
+        if weights == SHIPPED and (model_name, layer) != ("resnet18", "layer2"):
+            raise EggError(
+                f"model.core.weights=shipped is egg's resnet18 trunk to layer2; got model_name={model_name!r}, "
+                f"layer={layer!r}: expected resnet18 and layer2, or weights=<file> for other timm networks"
+            )
         try:
             net = timm.create_model(model_name, pretrained=False)
         except RuntimeError as err:
             raise EggError(f"model.core.model_name={model_name!r} is not a timm model ({err})") from err
         if pretrained:
             net = _download_pretrained(model_name)
-        if weights:
-            load_state_strict(net, _read_weights(Path(weights)), f"model.core.weights={weights}")
-            log.info("task-driven core %s: loaded weights from %s", model_name, weights)
-        else:
-            log.warning("task-driven core %s: no weights given (model.core.weights=null): random initialization", model_name)
         modules = dict(net.named_modules())
         if layer not in modules or layer == "":
             top = [n for n, _ in net.named_children()]
             raise EggError(f"model.core.layer={layer!r} is not a module of {model_name}; top-level modules: {', '.join(top)}")
         self.backbone = create_feature_extractor(net, return_nodes={layer: "features"})
+        if weights:
+            path = SHIPPED_WEIGHTS if weights == SHIPPED else Path(weights)
+            trunk = self.backbone.state_dict()
+            state = {k: v for k, v in _read_weights(path).items() if k in trunk}  # tensors beyond the cut are not used
+            load_state_strict(self.backbone, state, f"model.core.weights={weights}")
+            log.info("task-driven core %s to %s: loaded weights from %s", model_name, layer, path)
+        elif not pretrained:
+            log.warning("task-driven core %s: no weights given (model.core.weights=null): random initialization", model_name)
         self.in_channels = in_channels
         self.frozen = frozen
         if frozen:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from egg_cli.errors import EggError
+from egg_cli.runtime import plain
 from egg_cli.synthesis.adapter import ImageAdapter
 from egg_cli.synthesis.base import GeneratorSpace, MethodInfo, MethodOutput, StepCallback, SynthesisMethod
 from egg_cli.synthesis.blackbox.base import CodeOptimizer, element_rng
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 
 SCORERS = ("model", "ground_truth", "closed_loop")
 FINALS = ("recommended", "best_observed")
-
-
-def _plain(value: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 class GradientFreeMethod(SynthesisMethod):
@@ -68,9 +63,9 @@ class GradientFreeMethod(SynthesisMethod):
         eval_batch_size: int = 64,
         work_dir: str | None = None,
     ) -> None:
-        generator = dict(_plain(generator) or {"kind": "pixel"})
-        scorer = dict(_plain(scorer) or {"kind": "model"})
-        noise = dict(_plain(noise) or {})
+        generator = dict(plain(generator) or {"kind": "pixel"})
+        scorer = dict(plain(scorer) or {"kind": "model"})
+        noise = dict(plain(noise) or {})
         if int(budget) < 1:
             raise EggError(f"method.budget={budget} must be a positive number of image evaluations")
         if final not in FINALS:
