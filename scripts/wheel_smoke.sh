@@ -13,7 +13,8 @@ step "building the wheel"
 "$PY" -m pip wheel --quiet --no-deps -w "$work/dist" "$repo"
 wheel=$(ls "$work"/dist/egg_cli-*.whl)
 for member in egg_cli/configs/synth.yaml egg_cli/configs/train_groups/model/core/stacked.yaml \
-              egg_cli/configs/hydra/launcher/submitit_slurm.yaml egg_cli/diffusion/weights/default.pt; do
+              egg_cli/configs/hydra/launcher/submitit_slurm.yaml egg_cli/diffusion/weights/default.pt \
+              egg_cli/models/weights/resnet18_rotation.pt; do
     "$PY" -c "import sys, zipfile; sys.exit(0 if sys.argv[2] in zipfile.ZipFile(sys.argv[1]).namelist() else 1)" "$wheel" "$member" \
         || { echo "wheel smoke: $member is missing from $wheel" >&2; exit 1; }
 done
@@ -34,6 +35,8 @@ step "egg simulate"
 "$egg" info sim/dataset.h5 > /dev/null
 step "egg train"
 "$egg" train dataset_path=sim/dataset.h5 trainer.max_epochs=1 hydra.run.dir=train
+step "egg train model/core=task_driven (the shipped backbone)"
+"$egg" train dataset_path=sim/dataset.h5 model/core=task_driven model/readout=gaussian trainer.max_epochs=1 hydra.run.dir=train_task
 for method in ga egg xdream cmaes; do
     step "egg synth method=$method"
     case $method in
@@ -52,4 +55,4 @@ layers="[inception3a,inception4c]"
 "$egg" rsm map data=rsm_sim/bold.nii.gz mask=rsm_sim/mask.nii.gz events=rsm_sim/events.csv \
     rdms=rsm_sim/layer_rdms.h5 truth=rsm_sim/truth.nii.gz n_permutations=20 radius=7 hydra.run.dir=rsm_map
 test -f rsm_map/summary.json
-step "passed: the installed wheel runs simulate, info, train, synth (ga, egg, xdream, cmaes), rsm simulate + map"
+step "passed: the installed wheel runs simulate, info, train (stacked and the shipped task-driven core), synth (ga, egg, xdream, cmaes), rsm simulate + map"
