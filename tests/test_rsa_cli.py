@@ -65,6 +65,7 @@ def test_rsm_simulate_then_map_and_residual(tmp_path):
         "volume.shape=[20,22,20]",
         "volume.region_radius_mm=9",
         "volume.noise_std=0.5",
+        "format=patterns",
         f"hydra.run.dir={sim}",
     )
     bold, truth = nib.load(sim / "bold.nii.gz"), nib.load(sim / "truth.nii.gz")

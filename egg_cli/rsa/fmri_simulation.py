@@ -104,6 +104,50 @@ def smooth_noise(shape: Sequence[int], fwhm_vox: float, rng: np.random.Generator
     return noise / noise.std()
 
 
+def plant_patterns(
+    features: Mapping[str, np.ndarray],
+    layers: Sequence[str],
+    centres: Sequence[np.ndarray],
+    radius_vox: float,
+    signal_std: float,
+    affine: np.ndarray,
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Condition patterns (X, Y, Z, K), truth labels and region table for spheres at ``centres``.
+
+    Region r carries layer ``layers[r % L]``: a fixed random projection of its z-scored features.
+    """
+    k = len(next(iter(features.values())))
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
+    truth = np.zeros(shape, dtype=np.int16)
+    signal = np.zeros(shape + (k,))
+    regions = []
+    for r, centre in enumerate(centres):
+        label = r % len(layers) + 1
+        layer = layers[label - 1]
+        inside = np.linalg.norm(grid - centre, axis=-1) < radius_vox
+        feats = np.asarray(features[layer], dtype=np.float64)
+        feats = (feats - feats.mean(1, keepdims=True)) / feats.std(1, keepdims=True).clip(1e-12)
+        projection = rng.standard_normal((feats.shape[1], int(inside.sum()))) / np.sqrt(feats.shape[1])
+        patterns = feats @ projection  # (K, voxels)
+        patterns = signal_std * patterns / patterns.std(axis=0).mean()
+        signal[inside] = patterns.T
+        truth[inside] = label
+        world = affine[:3, :3] @ centre + affine[:3, 3]
+        regions.append(
+            {
+                "region": r + 1,
+                "label": label,
+                "layer": layer,
+                "n_voxels": int(inside.sum()),
+                "centre_voxel": np.asarray(centre).tolist(),
+                "centre_mm": world.round(2).tolist(),
+            }
+        )
+    return signal, truth, regions
+
+
 def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg: FmriSimulationConfig) -> SimulatedFmri:
     """Simulate volumes for K images whose (K, D) features per layer are given."""
     if not layers:
@@ -119,32 +163,7 @@ def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg
     mask = ellipsoid_mask(shape, cfg.brain_fraction)
     radius_vox = cfg.region_radius_mm / cfg.voxel_size
     centres = place_regions(mask, len(layers) * cfg.regions_per_layer, radius_vox, rng)
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1)
-    truth = np.zeros(shape, dtype=np.int16)
-    signal = np.zeros(shape + (k,))
-    regions = []
-    for r, centre in enumerate(centres):
-        label = r % len(layers) + 1
-        layer = layers[label - 1]
-        inside = np.linalg.norm(grid - centre, axis=-1) < radius_vox
-        feats = np.asarray(features[layer], dtype=np.float64)
-        feats = (feats - feats.mean(1, keepdims=True)) / feats.std(1, keepdims=True).clip(1e-12)
-        projection = rng.standard_normal((feats.shape[1], int(inside.sum()))) / np.sqrt(feats.shape[1])
-        patterns = feats @ projection  # (K, voxels)
-        patterns = cfg.signal_std * patterns / patterns.std(axis=0).mean()
-        signal[inside] = patterns.T
-        truth[inside] = label
-        world = affine[:3, :3] @ centre + affine[:3, 3]
-        regions.append(
-            {
-                "region": r + 1,
-                "label": label,
-                "layer": layer,
-                "n_voxels": int(inside.sum()),
-                "centre_voxel": centre.tolist(),
-                "centre_mm": world.round(2).tolist(),
-            }
-        )
+    signal, truth, regions = plant_patterns(features, layers, centres, radius_vox, cfg.signal_std, affine, shape, rng)
     fwhm_vox = cfg.noise_fwhm_mm / cfg.voxel_size
     volumes, conditions, runs = [], [], []
     for run in range(cfg.n_runs):

@@ -1,14 +1,15 @@
 """Layer RDM files: the model side of searchlight RSA, written by ``rsm synth``/``rsm simulate``.
 
 HDF5 layout: ``layers`` (L,) strings; ``rsms`` (L, K, K) Pearson correlation between the K
-images' feature vectors; ``rdms`` (L, K, K) = 1 - rsms (correlation distance); attrs ``model``
-(architecture), ``image_set`` (what the images were) and ``n_conditions``.
+images' feature vectors; ``rdms`` (L, K, K) = 1 - rsms (correlation distance); optional
+``conditions`` (K,) image names (what BIDS ``trial_type`` values refer to; default
+``image_00`` ...); attrs ``model`` (architecture), ``image_set`` (what the images were) and ``n_conditions``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -28,6 +29,12 @@ class LayerRdms:
     layers: list[str]
     rdms: np.ndarray  # (L, K, K)
     attrs: dict
+    conditions: list[str] = field(default_factory=list)
+
+    @property
+    def condition_names(self) -> list[str]:
+        """Image names of the K conditions (``image_00`` ... when the file has none)."""
+        return self.conditions or default_condition_names(self.n_conditions)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -46,7 +53,12 @@ class LayerRdms:
         if missing:
             raise EggError(f"layers {missing} are not in the layer RDM file; expected some of {self.layers}")
         index = [self.layers.index(name) for name in layers]
-        return LayerRdms(list(layers), self.rdms[index], self.attrs)
+        return LayerRdms(list(layers), self.rdms[index], self.attrs, self.conditions)
+
+
+def default_condition_names(k: int) -> list[str]:
+    """``image_00``, ``image_01``, ...: the names ``rsm simulate`` gives its K images."""
+    return [f"image_{i:02d}" for i in range(k)]
 
 
 def compute_layer_rdms(model: LayerFeatures, images: torch.Tensor, image_set: str, model_name: str = "") -> LayerRdms:
@@ -62,6 +74,8 @@ def write_layer_rdms(path: str | Path, rdms: LayerRdms) -> None:
         f.create_dataset("layers", data=np.array(rdms.layers, dtype=h5py.string_dtype()))
         f.create_dataset("rdms", data=rdms.rdms)
         f.create_dataset("rsms", data=1.0 - rdms.rdms)
+        if rdms.conditions:
+            f.create_dataset("conditions", data=np.array(rdms.conditions, dtype=h5py.string_dtype()))
         for key, value in rdms.attrs.items():
             f.attrs[key] = value
 
@@ -77,6 +91,9 @@ def read_layer_rdms(path: str | Path) -> LayerRdms:
                 raise EggError(f"rdms={path} lacks the 'rdms' or 'layers' dataset; expected the layer RDM layout")
             layers = [x.decode() if isinstance(x, bytes) else str(x) for x in f["layers"][()]]
             rdms = np.asarray(f["rdms"][()], dtype=np.float64)
+            conditions = (
+                [x.decode() if isinstance(x, bytes) else str(x) for x in f["conditions"][()]] if "conditions" in f else []
+            )
             attrs: Mapping = dict(f.attrs)
     except OSError as err:
         raise EggError(f"rdms={path} cannot be read as HDF5: {err}") from err
@@ -84,4 +101,6 @@ def read_layer_rdms(path: str | Path) -> LayerRdms:
         raise EggError(f"rdms={path}: 'rdms' has shape {rdms.shape}; expected (L={len(layers)}, K, K)")
     if not np.isfinite(rdms).all():
         raise EggError(f"rdms={path}: 'rdms' contains NaN or infinite values; expected finite dissimilarities")
-    return LayerRdms(layers, rdms, {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
+    if conditions and len(conditions) != rdms.shape[1]:
+        raise EggError(f"rdms={path}: {len(conditions)} condition names for {rdms.shape[1]} conditions; expected one name each")
+    return LayerRdms(layers, rdms, {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()}, conditions)

@@ -33,6 +33,7 @@ class LayerMaps:
     p_fwer: np.ndarray | None = None
     p_uncorrected: np.ndarray | None = None
     null_max: np.ndarray | None = None
+    brain_rdms: np.ndarray | None = None  # (n_centers, pairs) float32 searchlight RDMs, when kept
 
     @property
     def best_layer(self) -> np.ndarray:
@@ -60,8 +61,12 @@ def map_layers(
     max_over: str = "voxels",
     permutation_batch: int = 100,
     progress: bool = True,
+    keep_rdms: bool = False,
 ) -> LayerMaps:
-    """Compare every searchlight RDM with every layer RDM and run the permutation test, chunk by chunk."""
+    """Compare every searchlight RDM with every layer RDM and run the permutation test, chunk by chunk.
+
+    ``keep_rdms`` keeps every searchlight's RDM vector (float32) for group noise ceilings.
+    """
     if max_over not in ("voxels", "all"):
         raise EggError(f"max_over={max_over!r} is not supported; expected voxels (per layer) or all (voxels and layers)")
     k = calculator.k
@@ -78,9 +83,12 @@ def map_layers(
     valid = np.zeros(n, dtype=bool)
     null_max = np.full((n_permutations, n_layers), -np.inf)
     exceed = np.zeros((n, n_layers), dtype=np.int64)
+    kept = np.zeros((n, k * (k - 1) // 2), dtype=np.float32) if keep_rdms else None
     chunks = list(calculator.chunks(chunk_size))
     for chunk in tqdm(chunks, desc="searchlights", disable=not progress, leave=False):
         rdms, ok = calculator.rdms(chunk)
+        if kept is not None:
+            kept[chunk] = np.where(ok[:, None], rdms, 0.0)
         brain = comparison.prepare_brain(np.where(ok[:, None], rdms, 0.0))
         ok &= np.isfinite(brain).all(1)
         brain = np.where(ok[:, None], brain, 0)
@@ -96,7 +104,7 @@ def map_layers(
             null = comparison.score(good, permuted)  # (n_ok, B, L)
             null_max[start : start + len(batch)] = np.maximum(null_max[start : start + len(batch)], null.max(0))
             exceed[chunk[ok]] += (null >= observed[ok][:, None, :] - 1e-6).sum(1)
-    result = LayerMaps(layers=list(layers), stats=stats, valid=valid)
+    result = LayerMaps(layers=list(layers), stats=stats, valid=valid, brain_rdms=kept)
     n_bad = int((~valid).sum())
     if n_bad:
         log.warning("%d of %d searchlights have an undefined RDM (no pattern variance): left out of the maps", n_bad, n)

@@ -12,16 +12,20 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from scipy import stats as scipy_stats
 
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path, write_csv, write_json
 from egg_cli.rsa import figures
 from egg_cli.rsa.compare import Comparison
+from egg_cli.rsa.glm import GlmConfig
+from egg_cli.rsa.group import noise_ceiling, sign_flip_test
 from egg_cli.rsa.layer_rdms import LayerRdms, compute_layer_rdms, read_layer_rdms
 from egg_cli.rsa.mapping import LayerMaps, map_layers, overlap_statistics, region_recovery
 from egg_cli.rsa.residual import explained_by_others
 from egg_cli.rsa.rsm import correlation_summary
-from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
+from egg_cli.rsa.searchlight import RdmCalculator, Searchlights, volume_searchlights
+from egg_cli.rsa.subject_patterns import BidsSelection, glm_patterns, prepare_subject
 from egg_cli.rsa.volume import BrainPatterns, check_same_grid, load_patterns, save_volume
 
 log = logging.getLogger(__name__)
@@ -60,12 +64,38 @@ def read_truth(path: str | Path, patterns: BrainPatterns) -> tuple[np.ndarray, d
 
 
 def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residual: bool = False) -> dict:
-    """Searchlight RSA of NIfTI patterns against layer RDMs; writes maps, tables and figures to ``out``."""
+    """Searchlight RSA against layer RDMs; writes maps, tables and figures to ``out``.
+
+    Input is either condition patterns (``data``, ``mask``, ``events``) or a BIDS dataset
+    (``bids.root``): then a first-level GLM per run and subject, per-subject maps in ``out/sub-<s>``
+    and, with several subjects, group maps in ``out/group``.
+    """
     start = time.perf_counter()
+    bids_cfg = cfg.get("bids") or {}
+    if bids_cfg.get("root"):
+        return run_bids_mapping(cfg, out, device, residual)
     if cfg.get("data") in (None, "", "???"):
-        raise EggError("data is not set; expected data=<4D NIfTI>, a glob, or a list of 3D files (one per condition)")
+        raise EggError(
+            "neither data nor bids.root is set; expected data=<4D NIfTI>, a glob, or a list of 3D files (one per condition), "
+            "or bids.root=<BIDS/fMRIPrep dataset>"
+        )
     rdms = model_rdms(cfg, device)
     patterns = load_patterns(cfg["data"], cfg.get("mask"), cfg.get("events"))
+    summary, _, _ = map_subject(cfg, out, patterns, rdms, residual, cfg.get("truth"), start)
+    return summary
+
+
+def map_subject(
+    cfg: Mapping[str, Any],
+    out: Path,
+    patterns: BrainPatterns,
+    rdms: LayerRdms,
+    residual: bool,
+    truth: str | None,
+    start: float,
+    keep_rdms: bool = False,
+) -> tuple[dict, LayerMaps, Searchlights]:
+    """Searchlights, layer maps and permutation test of one set of patterns; writes the outputs to ``out``."""
     if patterns.n_conditions != rdms.n_conditions:
         raise EggError(
             f"data have {patterns.n_conditions} conditions but the layer RDMs have {rdms.n_conditions}; "
@@ -99,13 +129,197 @@ def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residua
         seed=int(cfg.get("seed", 0)),
         chunk_size=int(cfg.get("chunk_size", 2000)),
         max_over=cfg.get("max_over", "voxels"),
+        keep_rdms=keep_rdms,
     )
     seconds = time.perf_counter() - start
-    return write_mapping_outputs(cfg, out, patterns, sl, rdms, maps, residual, seconds)
+    summary = write_mapping_outputs(cfg, out, patterns, sl, rdms, maps, residual, seconds, truth)
+    return summary, maps, sl
+
+
+def run_bids_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residual: bool) -> dict:
+    """GLM + searchlight maps per subject of a BIDS dataset, then group maps when there are several."""
+    start = time.perf_counter()
+    rdms = model_rdms(cfg, device)
+    selection = BidsSelection(**{k: v for k, v in cfg["bids"].items()})
+    glm = GlmConfig(**cfg.get("glm", {}))
+    names = rdms.condition_names
+    labels = selection.subject_labels()
+    prepared = [prepare_subject(selection, label, names, cfg.get("mask")) for label in labels]  # fail fast on bad input
+    for other in prepared[1:]:
+        check_same_grid(
+            prepared[0].mask.shape, prepared[0].affine, f"sub-{labels[0]}", other.mask.shape, other.affine, f"sub-{other.subject}"
+        )
+    truth = Path(cfg["truth"]) if cfg.get("truth") else None
+    if truth is not None and not truth.is_dir():
+        raise EggError(
+            f"truth={truth} is not a folder; with bids.root expected the truth/ folder of rsm simulate (sub-<s>_truth.nii.gz)"
+        )
+    subjects = []
+    for subject in prepared:
+        patterns = glm_patterns(subject, names, glm, selection.confounds)
+        subject_truth = truth / f"sub-{subject.subject}_truth.nii.gz" if truth else None
+        summary, maps, sl = map_subject(
+            cfg,
+            out / f"sub-{subject.subject}",
+            patterns,
+            rdms,
+            residual,
+            subject_truth,
+            time.perf_counter(),
+            keep_rdms=len(labels) > 1,
+        )
+        subjects.append((subject.subject, summary, maps, sl))
+    result: dict[str, Any] = {
+        "method": "residual" if residual else "searchlight",
+        "bids_root": selection.root,
+        "glm": dict(cfg.get("glm", {})),
+        "subjects": {label: _subject_digest(summary) for label, summary, _, _ in subjects},
+    }
+    if len(subjects) > 1:
+        group_truth = truth / "truth.nii.gz" if truth else None
+        result["group"] = write_group_outputs(cfg, out / "group", subjects, rdms, prepared[0].affine, group_truth)
+    result["seconds"] = time.perf_counter() - start
+    result["status"] = "finished"
+    write_json(out / "summary.json", result)
+    return result
+
+
+def _subject_digest(summary: dict) -> dict:
+    keys = ("n_voxels", "n_centres_valid", "max_stat", "recovery", "overlap")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def write_group_outputs(
+    cfg: Mapping[str, Any], out: Path, subjects: list, rdms: LayerRdms, affine: np.ndarray, truth: Path | None = None
+) -> dict:
+    """Group t maps with sign-flip FWER, best layer, Dice overlaps, noise ceiling, recovery against ``truth``."""
+    group_cfg = cfg.get("group") or {}
+    alpha = float(group_cfg.get("alpha", 0.05))
+    shape = subjects[0][3].mask.shape
+    common = np.ones(shape, dtype=bool)
+    rows = []
+    for _, _, maps, sl in subjects:
+        index = np.full(shape, -1, dtype=np.int64)
+        coords = sl.center_coordinates[maps.valid]
+        index[tuple(coords.T)] = np.flatnonzero(maps.valid)
+        common &= index >= 0
+        rows.append(index)
+    if not common.any():
+        raise EggError("the subjects share no valid searchlight centre; expected subject data in one common space")
+    stats = np.stack([maps.stats[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])  # (S, V, L)
+    test = sign_flip_test(
+        stats, int(group_cfg.get("n_permutations", 1000)), int(cfg.get("seed", 0)), str(group_cfg.get("max_over", "voxels"))
+    )
+    comparison = cfg.get("comparison", "spearman")
+    brain = np.stack([maps.brain_rdms[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])
+    if comparison in ("spearman", "tau-a"):
+        brain = scipy_stats.rankdata(brain, axis=-1)
+    lower, upper = noise_ceiling(brain)
+    mean = stats.mean(0)
+    layers = rdms.layers
+    group_maps = LayerMaps(
+        layers=layers, stats=mean, valid=np.ones(len(mean), dtype=bool), p_fwer=test.p_fwer, null_max=test.null_max
+    )
+    significant = group_maps.significant(alpha)
+    best = group_maps.best_layer + 1
+    for i, layer in enumerate(layers):
+        save_volume(out / "maps" / f"{layer}_mean.nii.gz", mean[:, i], common, affine)
+        save_volume(out / "maps" / f"{layer}_t.nii.gz", test.t[:, i], common, affine)
+        save_volume(out / "maps" / f"{layer}_pfwer.nii.gz", test.p_fwer[:, i], common, affine, fill=1.0)
+    save_volume(out / "best_layer.nii.gz", best, common, affine, dtype=np.int16)
+    best_sig = np.where(significant[np.arange(len(best)), best - 1], best, 0)
+    save_volume(out / "best_layer_significant.nii.gz", best_sig, common, affine, dtype=np.int16)
+    save_volume(out / "noise_ceiling_lower.nii.gz", lower, common, affine)
+    save_volume(out / "noise_ceiling_upper.nii.gz", upper, common, affine)
+    write_json(out / "layer_labels.json", {str(i + 1): name for i, name in enumerate(layers)})
+    overlap = overlap_statistics(significant, layers)
+    write_csv(
+        out / "overlap_dice.csv",
+        [{"layer": a, **{b: overlap["dice"][i, j] for j, b in enumerate(layers)}} for i, a in enumerate(layers)],
+    )
+    figures.correlation_heatmaps(
+        [overlap["dice"]], ["Dice overlap of group layer maps"], layers, out / "overlap.png", vmin=0, vmax=1, cmap="viridis"
+    )
+    best_of = mean[np.arange(len(best)), best - 1]
+    summary: dict[str, Any] = {
+        "n_subjects": len(subjects),
+        "subjects": [label for label, *_ in subjects],
+        "n_centres": int(common.sum()),
+        "n_sign_flips": test.n_flips,
+        "exhaustive": test.exhaustive,
+        "alpha": alpha,
+        "max_t": {l: float(test.t[:, i].max()) for i, l in enumerate(layers)},
+        "n_significant": overlap["n_significant"],
+        "overlap": {k: v for k, v in overlap.items() if k not in ("dice", "jaccard", "layers", "n_significant")},
+        "noise_ceiling": {
+            "median_lower": float(np.median(lower)),
+            "median_upper": float(np.median(upper)),
+            "median_best_over_lower": float(np.median(best_of / np.where(lower > 0, lower, np.nan)))
+            if (lower > 0).any()
+            else float("nan"),
+        },
+    }
+    truth_volume = None
+    if truth is not None:
+        template = BrainPatterns(np.zeros((1, int(common.sum()))), np.zeros(1, dtype=int), None, common, affine)
+        truth_at, names = read_truth(truth, template)
+        recovery = region_recovery(group_maps, truth_at, names, alpha)
+        for row in recovery:
+            region = truth_at == row["region"]
+            row["mean_noise_ceiling_lower"] = float(lower[region].mean())
+            row["mean_noise_ceiling_upper"] = float(upper[region].mean())
+        write_csv(out / "recovery.csv", recovery)
+        summary["recovery"] = _recovery_summary(recovery)
+        truth_volume = np.zeros(shape, dtype=np.int64)
+        truth_volume[common] = truth_at
+    with atomic_path(out / "group.h5") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("layers", data=np.array(layers, dtype=h5py.string_dtype()))
+        f.create_dataset("centres_voxel", data=np.argwhere(common))
+        for name, value in (
+            ("subject_stats", stats),
+            ("mean", mean),
+            ("t", test.t),
+            ("p_fwer", test.p_fwer),
+            ("null_max", test.null_max),
+        ):
+            f.create_dataset(name, data=value)
+        f.create_dataset("noise_ceiling_lower", data=lower)
+        f.create_dataset("noise_ceiling_upper", data=upper)
+        f.attrs["affine"] = affine
+    best_volume = np.zeros(shape, dtype=np.int64)
+    best_volume[common] = best_sig
+    figures.label_mosaic(
+        best_volume, layers, out / "best_layer.png", truth=truth_volume, title="group: best layer where FWER-significant"
+    )
+    figures.null_histograms(test.null_max, test.t.max(0), layers, out / "null_max.png")
+    summary["status"] = "finished"
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _recovery_summary(rows: list[dict]) -> dict:
+    """Regions recovered and mean per-region fractions of a recovery table."""
+    out = {
+        "n_regions": len(rows),
+        "n_recovered": int(sum(r["recovered"] for r in rows)),
+        "mean_fraction_best_is_planted": float(np.mean([r["fraction_best_is_planted"] for r in rows])) if rows else float("nan"),
+    }
+    for key in ("fraction_significant_planted", "fraction_significant_other_layers"):
+        if rows and key in rows[0]:
+            out[f"mean_{key}"] = float(np.mean([r[key] for r in rows]))
+    return out
 
 
 def write_mapping_outputs(
-    cfg, out: Path, patterns: BrainPatterns, sl, rdms: LayerRdms, maps: LayerMaps, residual: bool, seconds: float
+    cfg,
+    out: Path,
+    patterns: BrainPatterns,
+    sl: Searchlights,
+    rdms: LayerRdms,
+    maps: LayerMaps,
+    residual: bool,
+    seconds: float,
+    truth: str | None = None,
 ) -> dict:
     """Per-layer NIfTI maps, best-layer maps, results.h5, overlap/recovery tables, figures and summary.json."""
     alpha = float(cfg.get("alpha", 0.05))
@@ -176,24 +390,11 @@ def write_mapping_outputs(
         )
     write_csv(out / "layers.csv", layer_rows)
     truth_volume = None
-    if cfg.get("truth"):
-        truth_at_voxels, names = read_truth(cfg["truth"], patterns)
+    if truth:
+        truth_at_voxels, names = read_truth(truth, patterns)
         rows = region_recovery(maps, truth_at_voxels[centres], names, alpha, threshold)
         write_csv(out / "recovery.csv", rows)
-        summary["recovery"] = {
-            "n_regions": len(rows),
-            "n_recovered": int(sum(r["recovered"] for r in rows)),
-            "mean_fraction_best_is_planted": float(np.mean([r["fraction_best_is_planted"] for r in rows]))
-            if rows
-            else float("nan"),
-        }
-        if rows and "fraction_significant_planted" in rows[0]:
-            summary["recovery"]["mean_fraction_significant_planted"] = float(
-                np.mean([r["fraction_significant_planted"] for r in rows])
-            )
-            summary["recovery"]["mean_fraction_significant_other_layers"] = float(
-                np.mean([r["fraction_significant_other_layers"] for r in rows])
-            )
+        summary["recovery"] = _recovery_summary(rows)
         truth_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
         truth_volume[patterns.mask] = truth_at_voxels
     with atomic_path(out / "results.h5") as tmp, h5py.File(tmp, "w") as f:

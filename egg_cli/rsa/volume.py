@@ -216,9 +216,18 @@ def load_patterns(
 
 
 def save_volume(
-    path: str | Path, values: np.ndarray, mask: np.ndarray, affine: np.ndarray, fill: float = 0.0, dtype: type = np.float32
+    path: str | Path,
+    values: np.ndarray,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    fill: float = 0.0,
+    dtype: type = np.float32,
+    tr: float | None = None,
 ) -> None:
-    """Write per-voxel ``values`` ((V,) or (V, T)) at the True voxels of ``mask`` as NIfTI, atomically."""
+    """Write per-voxel ``values`` ((V,) or (V, T)) at the True voxels of ``mask`` as NIfTI, atomically.
+
+    ``tr`` (s) goes into the header's fourth zoom of a 4D image.
+    """
     import nibabel as nib
 
     from egg_cli.io import atomic_path
@@ -230,6 +239,9 @@ def save_volume(
     img = nib.Nifti1Image(volume, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
+    if tr is not None:
+        img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
+        img.header.set_xyzt_units("mm", "sec")
     path = Path(path)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
     with atomic_path(path) as tmp:
