@@ -108,3 +108,65 @@ def test_rsm_simulate_then_map_and_residual(tmp_path):
     residual = json.loads((tmp_path / "residual" / "summary.json").read_text())
     assert set(residual["explained_by_others"]) == {"inception3a", "inception4c", "inception5b"}
     assert all(0 < v < 1 for v in residual["explained_by_others"].values())
+
+
+@pytest.mark.slow
+def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
+    sim = tmp_path / "sim"
+    egg(
+        "rsm",
+        "simulate",
+        "n_images=8",
+        "image_size=32",
+        f"model.layers={LAYERS}",
+        "volume.shape=[20,22,20]",
+        "volume.region_radius_mm=8",
+        "volume.n_runs=2",
+        "volume.noise_std=0.5",
+        "bold.n_subjects=3",
+        "bold.repeats=2",
+        "progress=false",
+        f"hydra.run.dir={sim}",
+    )
+    func = sim / "bids" / "sub-03" / "func"
+    bold = nib.load(func / "sub-03_task-rsm_run-2_space-sim_desc-preproc_bold.nii.gz")
+    assert bold.shape[:3] == (20, 22, 20) and bold.header.get_zooms()[3] == 2.0
+    assert json.loads((func / "sub-03_task-rsm_run-2_space-sim_desc-preproc_bold.json").read_text())["RepetitionTime"] == 2.0
+    events = (func / "sub-03_task-rsm_run-2_events.tsv").read_text().splitlines()
+    assert events[0] == "onset\tduration\ttrial_type" and len(events) == 1 + 8 * 2
+    confounds = (func / "sub-03_task-rsm_run-2_desc-confounds_timeseries.tsv").read_text().splitlines()
+    assert confounds[0].split("\t")[:2] == ["trans_x", "trans_y"] and len(confounds) == 1 + bold.shape[3]
+    truths = [np.asarray(nib.load(sim / "truth" / f"sub-0{s}_truth.nii.gz").dataobj) for s in (1, 2, 3)]
+    assert all(set(np.unique(t)) == {0, 1, 2, 3} for t in truths) and not np.array_equal(truths[0], truths[1])  # jitter
+    out = tmp_path / "map"
+    egg(
+        "rsm",
+        "map",
+        f"bids.root={sim / 'bids'}",
+        "bids.confounds=[trans_x,trans_y,trans_z,rot_x,rot_y,rot_z]",
+        f"rdms={sim / 'layer_rdms.h5'}",
+        f"truth={sim / 'truth'}",
+        "n_permutations=20",
+        "group.n_permutations=100",
+        "radius=7",
+        f"hydra.run.dir={out}",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and set(summary["subjects"]) == {"01", "02", "03"}
+    group = summary["group"]
+    assert group["n_subjects"] == 3 and group["n_sign_flips"] == 8 and group["exhaustive"]
+    assert group["recovery"]["n_regions"] == 3
+    assert -1 <= group["noise_ceiling"]["median_lower"] <= group["noise_ceiling"]["median_upper"] <= 1
+    for name in (
+        "best_layer.nii.gz",
+        "noise_ceiling_lower.nii.gz",
+        "overlap_dice.csv",
+        "recovery.csv",
+        "group.h5",
+        "best_layer.png",
+    ):
+        assert (out / "group" / name).exists()
+    for layer in ("inception3a", "inception4c", "inception5b"):
+        assert (out / "group" / "maps" / f"{layer}_pfwer.nii.gz").exists()
+        assert (out / "sub-02" / "maps" / f"{layer}.nii.gz").exists()
+    assert json.loads((out / "sub-01" / "summary.json").read_text())["recovery"]["n_regions"] == 3

@@ -11,7 +11,7 @@ mask voxel's time series is
 
 with ``x_k`` the canonical-HRF regressor of image k (:mod:`egg_cli.rsa.design`), ``p_k`` the
 voxel's planted response (std ``signal_std`` across images inside regions, 0 outside), drift a
-random mix of the three slowest cosines (std ``drift_std``), six motion parameters (random walks,
+random mix of the cosines with periods above 100 s (std ``drift_std``), six motion parameters (random walks,
 written to the confounds file) mixed with random weights per voxel (std ``motion_std``), and AR(1)
 noise ``e(t) = phi e(t-1) + sqrt(1 - phi^2) u(t)`` whose innovations ``u`` are spatially smooth
 (``noise_fwhm_mm``) with std ``noise_std``, plus optional white noise. Units: percent of the baseline.
@@ -37,6 +37,7 @@ from egg_cli.rsa.fmri_simulation import (
 )
 
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+DRIFT_CUTOFF_HZ = 0.01  # drift: cosines with periods above 100 s
 HEAD_RADIUS_MM = 50.0  # rotations to displacement for framewise displacement (Power et al. 2012)
 
 
@@ -71,10 +72,11 @@ class SimulatedRun:
 
 @dataclass
 class SimulatedSubject:
-    """A subject's runs, truth volume (0 or 1 + layer index) and region table."""
+    """A subject's runs, planted responses (K, V) at the mask voxels, truth volume (0 or 1 + layer index), regions."""
 
     label: str
     runs: list[SimulatedRun]
+    responses: np.ndarray
     truth: np.ndarray
     regions: list[dict] = field(default_factory=list)
 
@@ -144,7 +146,7 @@ class BoldStudy:
         )
         patterns = signal[self.mask].T  # (K, V)
         runs = [self._run(patterns, rng) for _ in range(self.volume.n_runs)]
-        return SimulatedSubject(f"{index + 1:02d}", runs, truth, regions)
+        return SimulatedSubject(f"{index + 1:02d}", runs, patterns, truth, regions)
 
     def _run(self, patterns: np.ndarray, rng: np.random.Generator) -> SimulatedRun:
         b, v = self.bold, self.volume
@@ -157,8 +159,9 @@ class BoldStudy:
         ]
         n_vox = patterns.shape[1]
         data = b.baseline + event_regressors(times, groups, b.hrf_model) @ patterns
-        slow = cosine_drift(times, 3.0 / (2 * n_scans * b.tr))[:, :-1]
-        data += b.drift_std * slow @ rng.standard_normal((slow.shape[1], n_vox)) / np.sqrt(slow.shape[1] * (slow**2).mean())
+        slow = cosine_drift(times, DRIFT_CUTOFF_HZ)[:, :-1]
+        if slow.shape[1]:
+            data += b.drift_std * slow @ rng.standard_normal((slow.shape[1], n_vox)) / np.sqrt(slow.shape[1] * (slow**2).mean())
         motion = self._motion(n_scans, rng)
         z = np.column_stack([(m - m.mean()) / max(m.std(), 1e-12) for m in motion.values()])
         data += b.motion_std * z @ rng.standard_normal((z.shape[1], n_vox)) / np.sqrt(z.shape[1])

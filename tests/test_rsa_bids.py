@@ -1,0 +1,184 @@
+"""BIDS input: simulated time series -> GLM patterns; bad events, runs, TR and confounds give one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from egg_cli.errors import EggError
+from egg_cli.rsa.bids import entities, find_runs, repetition_time, write_bold_run, write_dataset_description
+from egg_cli.rsa.bold_simulation import BoldSimulationConfig, BoldStudy
+from egg_cli.rsa.fmri_simulation import FmriSimulationConfig
+from egg_cli.rsa.glm import GlmConfig
+from egg_cli.rsa.layer_rdms import LayerRdms, default_condition_names, write_layer_rdms
+from egg_cli.rsa.subject_patterns import BidsSelection, glm_patterns, prepare_subject
+
+K = 8
+NAMES = default_condition_names(K)
+LAYERS = ["early", "late"]
+MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+
+
+def _study(n_subjects=2, noise=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    features = {name: rng.standard_normal((K, 40)) for name in LAYERS}
+    volume = FmriSimulationConfig(shape=(16, 18, 16), region_radius_mm=8.0, n_runs=3, noise_std=noise, seed=seed)
+    return BoldStudy(features, LAYERS, NAMES, volume, BoldSimulationConfig(n_subjects=n_subjects, repeats=2))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two subjects x three runs written the way rsm simulate writes them, plus the planted patterns."""
+    root = tmp_path_factory.mktemp("bids")
+    study = _study()
+    write_dataset_description(root, "test")
+    planted = {}
+    for index in range(2):
+        subject = study.subject(index)
+        for r, run in enumerate(subject.runs):
+            write_bold_run(
+                root, subject.label, "rsm", r + 1, "sim", run.data, study.mask, study.affine, 2.0, run.events, run.confounds
+            )
+        planted[subject.label] = subject
+    return root, study, planted
+
+
+def _func(root, name):
+    return root / f"sub-{name.split('_')[0][4:]}" / "func" / name
+
+
+def test_entities_of_fmriprep_names():
+    ent = entities("sub-01_ses-a_task-rsm_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
+    assert ent == {
+        "sub": "01",
+        "ses": "a",
+        "task": "rsm",
+        "run": "2",
+        "space": "MNI152NLin2009cAsym",
+        "desc": "preproc",
+        "suffix": "bold",
+        "extension": ".nii.gz",
+    }
+
+
+def test_runs_are_found_with_events_confounds_masks_and_tr(dataset):
+    root, _, _ = dataset
+    runs = find_runs(root, "01", task="rsm", space="sim")
+    assert [r.entities["run"] for r in runs] == ["1", "2", "3"]
+    assert all(r.events.name.endswith("_events.tsv") and r.confounds is not None and r.mask is not None for r in runs)
+    assert repetition_time(runs[0]) == 2.0
+    assert [r.entities["run"] for r in find_runs(root, "01", runs=[3, "1"])] == ["3", "1"]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_glm_patterns_recover_the_planted_responses(dataset, tmp_path, noise):
+    """Without noise, drift (< high-pass) and motion (a confound) are removed exactly; with noise, mostly."""
+    _, study, _ = dataset
+    study = _study(n_subjects=1, noise=noise)
+    subject = study.subject(0)
+    for r, run in enumerate(subject.runs):
+        write_bold_run(tmp_path, "01", "rsm", r + 1, "sim", run.data, study.mask, study.affine, 2.0, run.events, run.confounds)
+    prepared = prepare_subject(BidsSelection(root=str(tmp_path), task="rsm", confounds=MOTION), "01", NAMES)
+    patterns = glm_patterns(prepared, NAMES, GlmConfig(output="betas"), MOTION)
+    assert patterns.data.shape == (3 * K, int(study.mask.sum())) and sorted(np.unique(patterns.runs)) == [0, 1, 2]
+    region = subject.truth[study.mask] > 0
+    estimate, planted = patterns.condition_means()[:, region], subject.responses[:, region]
+    r = np.corrcoef(estimate.ravel(), planted.ravel())[0, 1]
+    if noise == 0:
+        np.testing.assert_allclose(estimate, planted, atol=1e-3)
+    else:
+        assert 0.7 < r < 0.95, r
+
+
+def test_trial_type_that_matches_no_image_is_rejected(dataset, tmp_path):
+    root, _, _ = dataset
+    names = [f"img{k}" for k in range(K)]
+    with pytest.raises(
+        EggError, match=r"trial_type 'image_00'.* matches no image of the stimulus set; expected image names \(img0"
+    ):
+        prepare_subject(BidsSelection(root=str(root)), "01", names)
+    # indices 0..K-1 are accepted as trial types, and listed extra types are modelled as nuisance
+    events = _func(root, "sub-02_task-rsm_run-1_events.tsv")
+    text = events.read_text()
+    lines = text.splitlines()
+    rows = [line.split("\t") for line in lines[1:]]
+    body = "\n".join("\t".join([o, d, str(NAMES.index(t))]) for o, d, t in rows)
+    events.write_text(lines[0] + "\n" + body + "\n" + f"{float(rows[-1][0]) + 2}\t0.5\tbutton\n")
+    try:
+        with pytest.raises(EggError, match="'button' matches no image"):
+            prepare_subject(BidsSelection(root=str(root), runs=["1"]), "02", NAMES)
+        prepared = prepare_subject(BidsSelection(root=str(root), runs=["1"], ignore_trial_types=["button"]), "02", NAMES)
+        assert set(prepared.runs[0][3].trial_type) == set(NAMES) | {"button"}
+    finally:
+        events.write_text(text)
+
+
+def test_missing_runs_and_subjects_are_rejected(dataset):
+    root, _, _ = dataset
+    with pytest.raises(EggError, match=r"runs \['7'\] not found"):
+        find_runs(root, "01", runs=[1, 7])
+    with pytest.raises(EggError, match=r"bids.subjects \['05'\] are not in"):
+        BidsSelection(root=str(root), subjects=["sub-01", "05"]).subject_labels()
+    with pytest.raises(EggError, match="no BOLD file matches task=other"):
+        find_runs(root, "01", task="other")
+
+
+def test_tr_that_disagrees_between_sidecar_and_header_is_rejected(dataset):
+    root, _, _ = dataset
+    sidecar = _func(root, "sub-01_task-rsm_run-2_space-sim_desc-preproc_bold.json")
+    original = sidecar.read_text()
+    sidecar.write_text(json.dumps({"RepetitionTime": 1.5}))
+    try:
+        with pytest.raises(EggError, match=r"RepetitionTime 1.5 s in .* but 2.0 s in the NIfTI header; expected the same TR"):
+            prepare_subject(BidsSelection(root=str(root)), "01", NAMES)
+    finally:
+        sidecar.write_text(original)
+
+
+def test_confound_columns_that_do_not_exist_are_rejected(dataset):
+    root, _, _ = dataset
+    with pytest.raises(EggError, match=r"confound columns \['csf'\] do not exist; expected some of \['trans_x'"):
+        prepare_subject(BidsSelection(root=str(root), confounds=["trans_x", "csf"]), "01", NAMES)
+
+
+def test_same_seed_gives_the_same_bold_bytes(tmp_path):
+    a, b = _study(n_subjects=1).subject(0), _study(n_subjects=1).subject(0)
+    assert all(np.array_equal(x.data, y.data) and np.array_equal(x.events.onset, y.events.onset) for x, y in zip(a.runs, b.runs))
+    assert not np.array_equal(a.runs[0].data, _study(n_subjects=1, seed=1).subject(0).runs[0].data)
+
+
+@pytest.mark.slow
+def test_cli_reports_an_unknown_trial_type_in_one_line_with_exit_code_2(dataset, tmp_path):
+    root, _, _ = dataset
+    rdms = LayerRdms(LAYERS, np.stack([1 - np.eye(K)] * 2) * np.random.default_rng(0).random((2, 1, 1)) + 0.1, {})
+    rdms.conditions = [f"img{k}" for k in range(K)]
+    write_layer_rdms(tmp_path / "rdms.h5", rdms)
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
+            "rsm",
+            "map",
+            f"bids.root={root}",
+            f"rdms={tmp_path / 'rdms.h5'}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("egg: error:")]
+    assert len(lines) == 1 and "trial_type 'image_00'" in lines[0] and "img0" in lines[0]
+    assert not run_dir.exists()
+
+
+def test_bold_header_carries_the_tr(dataset):
+    root, _, _ = dataset
+    img = nib.load(_func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz"))
+    assert img.header.get_zooms()[3] == 2.0 and img.header.get_xyzt_units() == ("mm", "sec")
