@@ -25,8 +25,8 @@ MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 def _study(n_subjects=2, noise=0.5, seed=0):
     rng = np.random.default_rng(seed)
     features = {name: rng.standard_normal((K, 40)) for name in LAYERS}
-    volume = FmriSimulationConfig(shape=(16, 18, 16), region_radius_mm=8.0, n_runs=3, noise_std=noise, seed=seed)
-    return BoldStudy(features, LAYERS, NAMES, volume, BoldSimulationConfig(n_subjects=n_subjects, repeats=2))
+    volume = FmriSimulationConfig(shape=(16, 18, 16), region_radius_mm=8.0, n_runs=3, seed=seed)
+    return BoldStudy(features, LAYERS, NAMES, volume, BoldSimulationConfig(n_subjects=n_subjects, repeats=2, noise_std=noise))
 
 
 @pytest.fixture(scope="module")

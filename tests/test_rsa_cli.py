@@ -122,7 +122,7 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
         "volume.shape=[20,22,20]",
         "volume.region_radius_mm=8",
         "volume.n_runs=2",
-        "volume.noise_std=0.5",
+        "bold.noise_std=0.5",
         "bold.n_subjects=3",
         "bold.repeats=2",
         "progress=false",

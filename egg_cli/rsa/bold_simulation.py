@@ -14,7 +14,7 @@ voxel's planted response (std ``signal_std`` across images inside regions, 0 out
 random mix of the cosines with periods above 100 s (std ``drift_std``), six motion parameters (random walks,
 written to the confounds file) mixed with random weights per voxel (std ``motion_std``), and AR(1)
 noise ``e(t) = phi e(t-1) + sqrt(1 - phi^2) u(t)`` whose innovations ``u`` are spatially smooth
-(``noise_fwhm_mm``) with std ``noise_std``, plus optional white noise. Units: percent of the baseline.
+(``noise_fwhm_mm``) with std ``noise_std`` (here, not the pattern simulation's), plus optional white noise. Units: percent of the baseline.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class BoldSimulationConfig:
     lead_out: float = 16.0
     hrf_model: str = "glover"
     baseline: float = 100.0
+    noise_std: float = 1.0
     ar1: float = 0.3
     drift_std: float = 1.0
     motion_std: float = 0.5
@@ -171,7 +172,7 @@ class BoldStudy:
         for t in range(n_scans):
             u = smooth_noise(self.shape, fwhm_vox, rng)[self.mask]
             noise = b.ar1 * noise + innovation_scale * u if t else u
-            data[t] += v.noise_std * noise
+            data[t] += b.noise_std * noise
             if v.white_noise_std > 0:
                 data[t] += v.white_noise_std * rng.standard_normal(n_vox)
         confounds = dict(motion)
