@@ -122,6 +122,7 @@ def test_missing_runs_and_subjects_are_rejected(dataset):
         find_runs(root, "01", runs=[1, 7])
     with pytest.raises(EggError, match=r"bids.subjects \['05'\] are not in"):
         BidsSelection(root=str(root), subjects=["sub-01", "05"]).subject_labels()
+    assert BidsSelection(root=str(root), subjects=[2, "sub-01"]).subject_labels() == ["02", "01"]
     with pytest.raises(EggError, match="no BOLD file matches task=other"):
         find_runs(root, "01", task="other")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.design import Design, Events, lsa_design
+from egg_cli.rsa.design import HRF_PARAMETERS, Design, Events, lsa_design
 
 NOISE_MODELS = ("ols", "ar1")
 METHODS = ("lsa", "lss")
@@ -57,6 +57,10 @@ class GlmConfig:
         ):
             if value not in allowed:
                 raise EggError(f"glm.{name}={value!r} is not supported; expected one of {allowed}")
+        if self.hrf_model not in HRF_PARAMETERS:
+            raise EggError(f"glm.hrf_model={self.hrf_model!r} is not supported; expected one of {sorted(HRF_PARAMETERS)}")
+        if not self.high_pass > 0:
+            raise EggError(f"glm.high_pass={self.high_pass}; expected a positive cut-off frequency in Hz")
         if not 0 <= self.slice_time_ref <= 1:
             raise EggError(f"glm.slice_time_ref={self.slice_time_ref}; expected a fraction of the TR in [0, 1]")
 

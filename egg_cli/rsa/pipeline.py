@@ -73,6 +73,8 @@ def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residua
     start = time.perf_counter()
     bids_cfg = cfg.get("bids") or {}
     if bids_cfg.get("root"):
+        if cfg.get("data") not in (None, "", "???") or cfg.get("events"):
+            raise EggError("both bids.root and data/events are set; expected one input: a BIDS dataset or condition patterns")
         return run_bids_mapping(cfg, out, device, residual)
     if cfg.get("data") in (None, "", "???"):
         raise EggError(

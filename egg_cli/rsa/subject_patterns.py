@@ -48,8 +48,12 @@ class BidsSelection:
             if not found:
                 raise EggError(f"bids.root={self.root} has no sub-<label> folders; expected a BIDS dataset")
             return found
-        labels = [str(s).removeprefix("sub-") for s in self.subjects]
-        missing = [s for s in labels if s not in found]
+        labels, missing = [], []
+        for requested in self.subjects:
+            text = str(requested).removeprefix("sub-")
+            # a label written as a number (bids.subjects=[1]) also matches a zero-padded folder (sub-01)
+            matches = [f for f in found if f == text or (f.isdigit() and text.isdigit() and int(f) == int(text))]
+            (labels if len(matches) == 1 else missing).append(matches[0] if len(matches) == 1 else text)
         if missing:
             raise EggError(f"bids.subjects {missing} are not in {self.root}; expected some of {found}")
         return labels
