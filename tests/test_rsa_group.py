@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.group import noise_ceiling, one_sample_t, sign_flip_test
+from egg_cli.rsa.group import noise_ceiling, one_sample_t, sign_flip_test, tfce
 
 
 def _noise_maps(rng, n_subjects=8, shape=(8, 8, 6), n_layers=2):
@@ -66,3 +66,32 @@ def test_noise_ceiling_bounds():
     assert 0.4 < lower.mean() < 0.8 and 0.6 < upper.mean() < 0.9  # r(signal + noise, signal) = 0.71
     lower, upper = noise_ceiling(rng.standard_normal((6, 50, 45)))
     assert abs(lower.mean()) < 0.05 and 0.3 < upper.mean() < 0.5  # upper ~ 1 / sqrt(S) without shared signal
+
+
+def test_tfce_of_a_flat_cluster_is_its_closed_form():
+    mask = np.ones((6, 6, 6), dtype=bool)
+    values = np.zeros((6, 6, 6))
+    values[1:3, 1:4, 2:4] = 2.0  # one cluster of 12 voxels at height 2
+    values[5, 5, 5] = 1.0  # a single voxel, separate (not 26-connected)
+    out = tfce(values[mask], mask, steps=10).reshape(6, 6, 6)
+    dh = 0.2
+    expected = np.sqrt(12) * sum((k * dh) ** 2 * dh for k in range(1, 11))
+    np.testing.assert_allclose(out[1:3, 1:4, 2:4], expected)
+    np.testing.assert_allclose(out[5, 5, 5], sum((k * dh) ** 2 * dh for k in range(1, 6)))
+    assert out[0, 0, 0] == 0
+
+
+def test_tfce_familywise_error_on_pure_noise_and_power_on_a_blob():
+    rng = np.random.default_rng(4)
+    mask = np.ones((8, 8, 6), dtype=bool)
+    errors = [
+        (sign_flip_test(_noise_maps(rng, n_layers=1), 256, seed=s, tfce_mask=mask, tfce_steps=10).p_fwer < 0.05).any()
+        for s in range(100)
+    ]
+    assert 0.01 < np.mean(errors) < 0.11, np.mean(errors)
+    maps = _noise_maps(rng, n_layers=1).reshape(8, 8, 8, 6)
+    maps[:, 2:5, 2:5, 1:4] += 0.8
+    test = sign_flip_test(maps.reshape(8, -1, 1), 256, tfce_mask=mask, tfce_steps=20)
+    blob = np.zeros((8, 8, 6), dtype=bool)
+    blob[2:5, 2:5, 1:4] = True
+    assert (test.p_fwer[blob.ravel(), 0] < 0.05).mean() > 0.9 and test.statistic.shape == (384, 1)

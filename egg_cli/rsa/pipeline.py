@@ -209,8 +209,13 @@ def write_group_outputs(
     if not common.any():
         raise EggError("the subjects share no valid searchlight centre; expected subject data in one common space")
     stats = np.stack([maps.stats[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])  # (S, V, L)
+    use_tfce = bool(group_cfg.get("tfce", False))
     test = sign_flip_test(
-        stats, int(group_cfg.get("n_permutations", 1000)), int(cfg.get("seed", 0)), str(group_cfg.get("max_over", "voxels"))
+        stats,
+        int(group_cfg.get("n_permutations", 1000)),
+        int(cfg.get("seed", 0)),
+        str(group_cfg.get("max_over", "voxels")),
+        tfce_mask=common if use_tfce else None,
     )
     comparison = cfg.get("comparison", "spearman")
     brain = np.stack([maps.brain_rdms[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])
@@ -227,6 +232,8 @@ def write_group_outputs(
     for i, layer in enumerate(layers):
         save_volume(out / "maps" / f"{layer}_mean.nii.gz", mean[:, i], common, affine)
         save_volume(out / "maps" / f"{layer}_t.nii.gz", test.t[:, i], common, affine)
+        if use_tfce:
+            save_volume(out / "maps" / f"{layer}_tfce.nii.gz", test.statistic[:, i], common, affine)
         save_volume(out / "maps" / f"{layer}_pfwer.nii.gz", test.p_fwer[:, i], common, affine, fill=1.0)
     save_volume(out / "best_layer.nii.gz", best, common, affine, dtype=np.int16)
     best_sig = np.where(significant[np.arange(len(best)), best - 1], best, 0)
@@ -249,6 +256,7 @@ def write_group_outputs(
         "n_centres": int(common.sum()),
         "n_sign_flips": test.n_flips,
         "exhaustive": test.exhaustive,
+        "statistic": "tfce" if use_tfce else "t",
         "alpha": alpha,
         "max_t": {l: float(test.t[:, i].max()) for i, l in enumerate(layers)},
         "n_significant": overlap["n_significant"],
@@ -293,7 +301,7 @@ def write_group_outputs(
     figures.label_mosaic(
         best_volume, layers, out / "best_layer.png", truth=truth_volume, title="group: best layer where FWER-significant"
     )
-    figures.null_histograms(test.null_max, test.t.max(0), layers, out / "null_max.png")
+    figures.null_histograms(test.null_max, test.statistic.max(0), layers, out / "null_max.png")
     summary["status"] = "finished"
     write_json(out / "summary.json", summary)
     return summary
