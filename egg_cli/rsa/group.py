@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from tqdm import tqdm
 
 from egg_cli.errors import EggError
 from egg_cli.rsa.compare import standardize
@@ -83,6 +84,7 @@ def sign_flip_test(
     batch_elements: int = 20_000_000,
     tfce_mask: np.ndarray | None = None,
     tfce_steps: int = 50,
+    progress: bool = False,
 ) -> GroupTest:
     """Sign-flip permutation test with max-statistic FWER correction for (S, V, L) subject maps.
 
@@ -112,7 +114,9 @@ def sign_flip_test(
     statistic = enhance(observed) if enhance else observed
     null_max = np.empty((len(flips), n_layers))
     step = max(1, batch_elements // max(x.shape[1], 1))
-    for start in range(0, len(flips), step):
+    if enhance:
+        step = 1
+    for start in tqdm(range(0, len(flips), step), desc="sign flips", disable=not progress, leave=False):
         e = flips[start : start + step]
         mean = e @ x / s
         var = (sum_sq[None, :] - s * mean**2) / (s - 1)

@@ -216,6 +216,7 @@ def write_group_outputs(
         int(cfg.get("seed", 0)),
         str(group_cfg.get("max_over", "voxels")),
         tfce_mask=common if use_tfce else None,
+        progress=True,
     )
     comparison = cfg.get("comparison", "spearman")
     brain = np.stack([maps.brain_rdms[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])
