@@ -67,30 +67,40 @@ class GlmConfig:
 
 @dataclass
 class ArParts:
-    """A quadratic form ``a' A(rho) b`` split into rho-free parts: plain, lag-1 (both ways) and end points."""
+    """A quadratic form ``a' A(rho) b`` split into rho-free parts: plain, lag-1 (both ways) and end points.
+
+    ``lag`` and ``ends`` are None when only ``rho = 0`` (OLS) is needed.
+    """
 
     plain: np.ndarray
-    lag: np.ndarray
-    ends: np.ndarray
+    lag: np.ndarray | None = None
+    ends: np.ndarray | None = None
 
     @classmethod
-    def of(cls, a: np.ndarray, b: np.ndarray) -> ArParts:
+    def of(cls, a: np.ndarray, b: np.ndarray, lagged: bool = True) -> ArParts:
         """Parts of ``a' A b`` for (N, ·) arrays (a matrix of products)."""
+        if not lagged:
+            return cls(a.T @ b)
         return cls(a.T @ b, a[1:].T @ b[:-1] + a[:-1].T @ b[1:], a[[0, -1]].T @ b[[0, -1]])
 
     @classmethod
-    def diagonal(cls, y: np.ndarray) -> ArParts:
+    def diagonal(cls, y: np.ndarray, lagged: bool = True) -> ArParts:
         """Parts of ``y_v' A y_v`` for every column v of (N, V) data."""
-        return cls((y * y).sum(0), 2 * (y[1:] * y[:-1]).sum(0), y[0] ** 2 + y[-1] ** 2)
+        plain = np.einsum("nv,nv->v", y, y)
+        if not lagged:
+            return cls(plain)
+        return cls(plain, 2 * np.einsum("nv,nv->v", y[1:], y[:-1]), y[0] ** 2 + y[-1] ** 2)
 
     def at(self, rho: float, voxels: slice | None = None) -> np.ndarray:
         """``(1 + rho^2) plain - rho lag - rho^2 ends`` (only data columns ``voxels`` when given)."""
         part = slice(None) if voxels is None else voxels
+        if rho == 0:
+            return self.plain[..., part]
         return (1 + rho**2) * self.plain[..., part] - rho * self.lag[..., part] - rho**2 * self.ends[..., part]
 
     def take(self, order: np.ndarray) -> ArParts:
         """Data columns reordered by ``order``."""
-        return ArParts(self.plain[..., order], self.lag[..., order], self.ends[..., order])
+        return ArParts(*(None if a is None else a[..., order] for a in (self.plain, self.lag, self.ends)))
 
 
 def gls(xx: ArParts, xy: ArParts, yy: ArParts, rho: float, dof: int, columns: np.ndarray, voxels: slice):
@@ -109,13 +119,14 @@ def fit(x: np.ndarray, y: np.ndarray, columns: np.ndarray, cfg: GlmConfig) -> np
     dof = x.shape[0] - np.linalg.matrix_rank(x)
     if dof < 1:
         raise EggError(f"the design has {x.shape[1]} columns for {x.shape[0]} volumes; expected fewer regressors than volumes")
+    lagged = cfg.noise_model == "ar1"
     xx = ArParts.of(x, x)
     out = np.empty((len(columns), y.shape[1]))
     for start in range(0, y.shape[1], cfg.chunk_size):
         part = slice(start, start + cfg.chunk_size)
-        chunk = np.asarray(y[:, part], dtype=np.float64)
-        chunk = chunk - chunk.mean(0)
-        xy, yy = ArParts.of(x, chunk), ArParts.diagonal(chunk)
+        chunk = np.array(y[:, part], dtype=np.float64)  # a copy: centred in place
+        chunk -= chunk.mean(0)
+        xy, yy = ArParts.of(x, chunk, lagged), ArParts.diagonal(chunk, lagged)
         rho = ar1_coefficients(xx, xy, yy, cfg.ar_bins) if cfg.noise_model == "ar1" else np.zeros(chunk.shape[1])
         order = np.argsort(rho, kind="stable")  # voxels sharing a rho become one contiguous slice
         values, starts = np.unique(rho[order], return_index=True)
