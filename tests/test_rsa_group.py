@@ -95,3 +95,25 @@ def test_tfce_familywise_error_on_pure_noise_and_power_on_a_blob():
     blob = np.zeros((8, 8, 6), dtype=bool)
     blob[2:5, 2:5, 1:4] = True
     assert (test.p_fwer[blob.ravel(), 0] < 0.05).mean() > 0.9 and test.statistic.shape == (384, 1)
+
+
+def test_t_and_fwer_p_agree_with_nilearn_permuted_ols():
+    mass_univariate = pytest.importorskip("nilearn.mass_univariate")
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((8, 300))
+    values[:, :10] += 1.2
+    theirs = mass_univariate.permuted_ols(
+        np.ones((8, 1)),
+        values,
+        model_intercept=False,
+        n_perm=5000,
+        two_sided_test=False,
+        random_state=0,
+        output_type="dict",
+        verbose=0,
+    )
+    ours = sign_flip_test(values[:, :, None], n_permutations=1000)  # exact: all 256 flips
+    np.testing.assert_allclose(ours.t[:, 0], theirs["t"][0], atol=1e-10)
+    # nilearn draws 5000 random flips: Monte Carlo sd of a p-value <= 0.007
+    np.testing.assert_allclose(ours.p_fwer[:, 0], 10 ** -theirs["logp_max_t"][0], atol=0.03)
+    assert (ours.p_fwer[:10, 0] < 0.05).sum() >= 2 and (ours.p_fwer[10:, 0] < 0.05).sum() == 0
