@@ -145,6 +145,19 @@ def test_confound_columns_that_do_not_exist_are_rejected(dataset):
         prepare_subject(BidsSelection(root=str(root), confounds=["trans_x", "csf"]), "01", NAMES)
 
 
+def test_map_needs_one_input_patterns_or_bids(dataset, tmp_path):
+    import torch
+
+    from egg_cli.rsa.pipeline import run_mapping
+
+    root, _, _ = dataset
+    with pytest.raises(EggError, match="neither data nor bids.root is set"):
+        run_mapping({"radius": 6.0}, tmp_path / "a", torch.device("cpu"))
+    with pytest.raises(EggError, match="both bids.root and data/events are set"):
+        run_mapping({"bids": {"root": str(root)}, "data": "bold.nii.gz"}, tmp_path / "b", torch.device("cpu"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_same_seed_gives_the_same_bold_bytes(tmp_path):
     a, b = _study(n_subjects=1).subject(0), _study(n_subjects=1).subject(0)
     assert all(np.array_equal(x.data, y.data) and np.array_equal(x.events.onset, y.events.onset) for x, y in zip(a.runs, b.runs))

@@ -170,3 +170,18 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
         assert (out / "group" / "maps" / f"{layer}_pfwer.nii.gz").exists()
         assert (out / "sub-02" / "maps" / f"{layer}.nii.gz").exists()
     assert json.loads((out / "sub-01" / "summary.json").read_text())["recovery"]["n_regions"] == 3
+    import torch
+
+    from egg_cli.rsa.pipeline import run_mapping
+
+    cfg = {
+        "bids": {"root": str(sim / "bids"), "task": "rsm"},
+        "glm": {"method": "lss", "noise_model": "ols", "output": "betas"},
+        "group": {"n_permutations": 8},
+        "rdms": str(sim / "layer_rdms.h5"),
+        "n_permutations": 0,
+        "radius": 7.0,
+    }
+    residual = run_mapping(cfg, tmp_path / "residual", torch.device("cpu"), residual=True)
+    assert residual["method"] == "residual" and residual["group"]["n_sign_flips"] == 8
+    assert (tmp_path / "residual" / "sub-03" / "best_layer.nii.gz").exists()
