@@ -196,3 +196,16 @@ def test_bold_header_carries_the_tr(dataset):
     root, _, _ = dataset
     img = nib.load(_func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz"))
     assert img.header.get_zooms()[3] == 2.0 and img.header.get_xyzt_units() == ("mm", "sec")
+
+
+def test_several_bold_files_for_one_run_are_ambiguous(dataset, tmp_path):
+    root, _, _ = dataset
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    for name in (
+        "sub-01_task-rsm_run-1_space-sim_res-1_desc-preproc_bold.nii.gz",
+        "sub-01_task-rsm_run-1_space-sim_res-2_desc-preproc_bold.nii.gz",
+    ):
+        (func / name).write_bytes(b"")
+    with pytest.raises(EggError, match="several BOLD files for one run"):
+        find_runs(tmp_path, "01", space="sim")

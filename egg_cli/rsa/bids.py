@@ -106,6 +106,12 @@ def find_runs(
             f"sub-{subject}: no BOLD file matches task={task} space={space} desc={desc} under {folder}; "
             "expected sub-<s>_task-<t>_run-<r>[_space-<sp>]_desc-preproc_bold.nii.gz"
         )
+    keys = [tuple(e.get(k) for k in RUN_KEYS) for _, e in candidates]
+    doubles = [p.name for (p, _), key in zip(candidates, keys) if keys.count(key) > 1]
+    if doubles:
+        raise EggError(
+            f"sub-{subject}: several BOLD files for one run ({', '.join(doubles[:2])}); expected filters that pick one"
+        )
     event_files = [
         (p, entities(p)) for base in {root, Path(events_root or root)} for p in base.rglob(f"sub-{subject}_*_events.tsv")
     ]
