@@ -81,7 +81,12 @@ class ArParts:
         """Parts of ``a' A b`` for (N, ·) arrays (a matrix of products)."""
         if not lagged:
             return cls(a.T @ b)
-        return cls(a.T @ b, a[1:].T @ b[:-1] + a[:-1].T @ b[1:], a[[0, -1]].T @ b[[0, -1]])
+        # a[1:]' b[:-1] + a[:-1]' b[1:] = s' b with s_t = a_{t+1} + a_{t-1}: one product for plain and lag
+        shifted = np.zeros_like(a)
+        shifted[:-1] += a[1:]
+        shifted[1:] += a[:-1]
+        both = np.hstack([a, shifted]).T @ b
+        return cls(both[: a.shape[1]], both[a.shape[1] :], a[[0, -1]].T @ b[[0, -1]])
 
     @classmethod
     def diagonal(cls, y: np.ndarray, lagged: bool = True) -> ArParts:
