@@ -152,10 +152,14 @@ def run_bids_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, re
             prepared[0].mask.shape, prepared[0].affine, f"sub-{labels[0]}", other.mask.shape, other.affine, f"sub-{other.subject}"
         )
     truth = Path(cfg["truth"]) if cfg.get("truth") else None
-    if truth is not None and not truth.is_dir():
-        raise EggError(
-            f"truth={truth} is not a folder; with bids.root expected the truth/ folder of rsm simulate (sub-<s>_truth.nii.gz)"
-        )
+    if truth is not None:
+        if not truth.is_dir():
+            raise EggError(
+                f"truth={truth} is not a folder; with bids.root expected the truth/ folder of rsm simulate (sub-<s>_truth.nii.gz)"
+            )
+        missing = [f"sub-{label}_truth.nii.gz" for label in labels if not (truth / f"sub-{label}_truth.nii.gz").is_file()]
+        if missing:
+            raise EggError(f"truth={truth} lacks {missing[:3]}; expected one truth volume per analysed subject")
     subjects = []
     for subject in prepared:
         patterns = glm_patterns(subject, names, glm, selection.confounds)

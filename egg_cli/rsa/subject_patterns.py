@@ -41,6 +41,11 @@ class BidsSelection:
     confounds: list[str] = field(default_factory=list)
     ignore_trial_types: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.root = str(self.root)
+        self.confounds = [str(c) for c in self.confounds or []]
+        self.ignore_trial_types = [str(t) for t in self.ignore_trial_types or []]
+
     def subject_labels(self) -> list[str]:
         """Requested subjects (``sub-`` prefix optional), or every subject of the dataset."""
         found = bids.subjects(self.root)
