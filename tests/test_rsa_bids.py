@@ -164,31 +164,50 @@ def test_same_seed_gives_the_same_bold_bytes(tmp_path):
     assert not np.array_equal(a.runs[0].data, _study(n_subjects=1, seed=1).subject(0).runs[0].data)
 
 
+CLI_CASES = {
+    "unknown trial_type": ([], "trial_type 'image_00'"),
+    "missing run": (["bids.runs=[1,7]"], "runs ['7'] not found"),
+    "tr mismatch": ([], "RepetitionTime 1.5 s in"),
+    "missing confound column": (["bids.confounds=[trans_x,csf]"], "confound columns ['csf'] do not exist"),
+}
+
+
 @pytest.mark.slow
-def test_cli_reports_an_unknown_trial_type_in_one_line_with_exit_code_2(dataset, tmp_path):
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_reports_bad_bids_input_in_one_line_with_exit_code_2(dataset, tmp_path, case):
     root, _, _ = dataset
+    overrides, expected = CLI_CASES[case]
     rdms = LayerRdms(LAYERS, np.stack([1 - np.eye(K)] * 2) * np.random.default_rng(0).random((2, 1, 1)) + 0.1, {})
-    rdms.conditions = [f"img{k}" for k in range(K)]
+    if case == "unknown trial_type":
+        rdms.conditions = [f"img{k}" for k in range(K)]
     write_layer_rdms(tmp_path / "rdms.h5", rdms)
+    sidecar = _func(root, "sub-02_task-rsm_run-3_space-sim_desc-preproc_bold.json")
+    original = sidecar.read_text()
+    if case == "tr mismatch":
+        sidecar.write_text(json.dumps({"RepetitionTime": 1.5}))
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
-            "rsm",
-            "map",
-            f"bids.root={root}",
-            f"rdms={tmp_path / 'rdms.h5'}",
-            f"hydra.run.dir={run_dir}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
+                "rsm",
+                "map",
+                f"bids.root={root}",
+                f"rdms={tmp_path / 'rdms.h5'}",
+                *overrides,
+                f"hydra.run.dir={run_dir}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        sidecar.write_text(original)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("egg: error:")]
-    assert len(lines) == 1 and "trial_type 'image_00'" in lines[0] and "img0" in lines[0]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
     assert not run_dir.exists()
 
 
