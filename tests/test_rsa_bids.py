@@ -228,3 +228,12 @@ def test_several_bold_files_for_one_run_are_ambiguous(dataset, tmp_path):
         (func / name).write_bytes(b"")
     with pytest.raises(EggError, match="several BOLD files for one run"):
         find_runs(tmp_path, "01", space="sim")
+
+
+def test_masked_series_reads_blocks_equal_to_the_whole_array(dataset):
+    from egg_cli.rsa.subject_patterns import masked_series
+
+    root, study, _ = dataset
+    img = nib.load(_func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz"))
+    whole = np.asarray(img.dataobj, dtype=np.float32)[study.mask].T
+    np.testing.assert_array_equal(masked_series(img, study.mask, block=7), whole)

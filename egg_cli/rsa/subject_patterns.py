@@ -105,7 +105,7 @@ def glm_patterns(prepared: SubjectRuns, names: Sequence[str], glm: GlmConfig, co
     subject, mask = prepared.subject, prepared.mask
     estimates, conditions, run_index = [], [], []
     for r, (run, img, tr, events, confounds) in enumerate(tqdm(prepared.runs, desc=f"GLM sub-{subject}", leave=False)):
-        data = np.asarray(img.dataobj, dtype=np.float32)[mask].T  # (N, V)
+        data = masked_series(img, mask)
         values, present = first_level(data, tr, events, names, glm, confounds, confound_names)
         estimates.append(values)
         conditions.append(present)
@@ -137,6 +137,16 @@ def glm_patterns(prepared: SubjectRuns, names: Sequence[str], glm: GlmConfig, co
         affine=prepared.affine,
         n_excluded=n_bad,
     )
+
+
+def masked_series(img, mask: np.ndarray, block: int = 32) -> np.ndarray:
+    """(N, V) float32 time series at the mask voxels, read ``block`` volumes at a time (sequential reads of .nii.gz)."""
+    n = img.shape[3]
+    out = np.empty((n, int(mask.sum())), dtype=np.float32)
+    for start in range(0, n, block):
+        volumes = np.asarray(img.dataobj[..., start : start + block], dtype=np.float32)
+        out[start : start + volumes.shape[3]] = volumes[mask].T
+    return out
 
 
 def _run_masks(runs: list[bids.BidsRun], first) -> np.ndarray:
