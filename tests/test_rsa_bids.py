@@ -111,7 +111,7 @@ def test_trial_type_that_matches_no_image_is_rejected(dataset, tmp_path):
         with pytest.raises(EggError, match="'button' matches no image"):
             prepare_subject(BidsSelection(root=str(root), runs=["1"]), "02", NAMES)
         prepared = prepare_subject(BidsSelection(root=str(root), runs=["1"], ignore_trial_types=["button"]), "02", NAMES)
-        assert set(prepared.runs[0][3].trial_type) == set(NAMES) | {"button"}
+        assert set(prepared.runs[0].events.trial_type) == set(NAMES) | {"button"}
     finally:
         events.write_text(text)
 
@@ -234,6 +234,6 @@ def test_masked_series_reads_blocks_equal_to_the_whole_array(dataset):
     from egg_cli.rsa.subject_patterns import masked_series
 
     root, study, _ = dataset
-    img = nib.load(_func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz"))
-    whole = np.asarray(img.dataobj, dtype=np.float32)[study.mask].T
-    np.testing.assert_array_equal(masked_series(img, study.mask, block=7), whole)
+    path = _func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz")
+    whole = np.asarray(nib.load(path).dataobj, dtype=np.float32)[study.mask].T
+    np.testing.assert_array_equal(masked_series(path, study.mask, block=7), whole)

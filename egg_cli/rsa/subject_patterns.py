@@ -65,13 +65,23 @@ class BidsSelection:
 
 
 @dataclass
+class PlannedRun:
+    """One run's checked inputs: its files, TR (s), events named after the images, confounds (N, C)."""
+
+    files: bids.BidsRun
+    tr: float
+    events: Events
+    confounds: np.ndarray
+
+
+@dataclass
 class SubjectRuns:
-    """A subject's checked inputs: analysis mask, grid, and per run (files, image, TR, events, confounds)."""
+    """A subject's checked inputs: analysis mask, grid (affine) and runs."""
 
     subject: str
     mask: np.ndarray
     affine: np.ndarray
-    runs: list[tuple[bids.BidsRun, object, float, Events, np.ndarray]]
+    runs: list[PlannedRun]
 
 
 def prepare_subject(
@@ -96,7 +106,7 @@ def prepare_subject(
         tr = bids.repetition_time(run)
         events = bids.condition_names(bids.read_events(run.events), names, run.events, selection.ignore_trial_types)
         confounds = bids.read_confounds(run, selection.confounds, img.shape[3])
-        plans.append((run, img, tr, events, confounds))
+        plans.append(PlannedRun(run, tr, events, confounds))
     return SubjectRuns(subject, mask, np.asarray(first.affine, dtype=np.float64), plans)
 
 
@@ -104,18 +114,18 @@ def glm_patterns(prepared: SubjectRuns, names: Sequence[str], glm: GlmConfig, co
     """(run x image, voxel) GLM estimates of a prepared subject, with image indices into ``names``."""
     subject, mask = prepared.subject, prepared.mask
     estimates, conditions, run_index = [], [], []
-    for r, (run, img, tr, events, confounds) in enumerate(tqdm(prepared.runs, desc=f"GLM sub-{subject}", leave=False)):
-        data = masked_series(img, mask)
-        values, present = first_level(data, tr, events, names, glm, confounds, confound_names)
+    for r, run in enumerate(tqdm(prepared.runs, desc=f"GLM sub-{subject}", leave=False)):
+        data = masked_series(run.files.bold, mask)
+        values, present = first_level(data, run.tr, run.events, names, glm, run.confounds, confound_names)
         estimates.append(values)
         conditions.append(present)
         run_index.append(np.full(len(present), r))
         log.info(
             "sub-%s %s: %d volumes, TR %.3g s, %d images, %d voxels",
             subject,
-            run.name,
+            run.files.name,
             len(data),
-            tr,
+            run.tr,
             len(present),
             data.shape[1],
         )
@@ -139,8 +149,14 @@ def glm_patterns(prepared: SubjectRuns, names: Sequence[str], glm: GlmConfig, co
     )
 
 
-def masked_series(img, mask: np.ndarray, block: int = 32) -> np.ndarray:
-    """(N, V) float32 time series at the mask voxels, read ``block`` volumes at a time (sequential reads of .nii.gz)."""
+def masked_series(path: Path, mask: np.ndarray, block: int = 32) -> np.ndarray:
+    """(N, V) float32 time series at the mask voxels, read ``block`` volumes at a time.
+
+    The file stays open between blocks, so a .nii.gz is decompressed once, front to back.
+    """
+    import nibabel as nib
+
+    img = nib.load(str(path), keep_file_open=True)
     n = img.shape[3]
     out = np.empty((n, int(mask.sum())), dtype=np.float32)
     for start in range(0, n, block):
