@@ -97,6 +97,8 @@ def _write_bids(cfg: DictConfig, out: Path, feats, planted: list[str], names: li
         study.truth.astype(np.int64), study.layers, out / "truth.png", title="planted layer per region (template)"
     )
     log.info("%d subjects x %d runs -> %s (task=%s, space=%s)", len(subjects), volume_cfg.n_runs, root, task, space)
+    next_step = f"egg rsm map bids.root={root} rdms={out / 'layer_rdms.h5'} truth={truth_dir}"
+    log.info("map it with: %s", next_step)
     return {
         "format": "bids",
         "bids_root": str(root),
@@ -109,6 +111,7 @@ def _write_bids(cfg: DictConfig, out: Path, feats, planted: list[str], names: li
         "voxel_size_mm": volume_cfg.voxel_size,
         "n_mask_voxels": int(study.mask.sum()),
         "regions": study.regions,
+        "map_command": next_step,
     }
 
 
