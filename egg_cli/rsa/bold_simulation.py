@@ -45,7 +45,7 @@ HEAD_RADIUS_MM = 50.0  # rotations to displacement for framewise displacement (P
 class BoldSimulationConfig:
     """Acquisition and time-series settings (see the module docstring)."""
 
-    n_subjects: int = 4
+    n_subjects: int = 6
     tr: float = 2.0
     repeats: int = 3
     trial_duration: float = 1.0

@@ -213,6 +213,14 @@ def write_group_outputs(
     if not common.any():
         raise EggError("the subjects share no valid searchlight centre; expected subject data in one common space")
     stats = np.stack([maps.stats[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])  # (S, V, L)
+    if 0.5 ** len(subjects) >= alpha:
+        log.warning(
+            "%d subjects: the smallest sign-flip p-value is 1/%d >= alpha %.3g, so nothing can be significant; "
+            "the group maps and best-layer map are still written",
+            len(subjects),
+            2 ** len(subjects),
+            alpha,
+        )
     use_tfce = bool(group_cfg.get("tfce", False))
     test = sign_flip_test(
         stats,
