@@ -139,7 +139,7 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
     truths = [np.asarray(nib.load(sim / "truth" / f"sub-0{s}_truth.nii.gz").dataobj) for s in (1, 2, 3)]
     assert all(set(np.unique(t)) == {0, 1, 2, 3} for t in truths) and not np.array_equal(truths[0], truths[1])  # jitter
     out = tmp_path / "map"
-    egg(
+    proc = egg(
         "rsm",
         "map",
         f"bids.root={sim / 'bids'}",
@@ -151,6 +151,7 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
         "radius=7",
         f"hydra.run.dir={out}",
     )
+    assert "3 subjects: the smallest sign-flip p-value is 1/8" in proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and set(summary["subjects"]) == {"01", "02", "03"}
     group = summary["group"]
