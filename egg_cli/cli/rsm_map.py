@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
 from egg_cli.rsa.pipeline import run_mapping
-from egg_cli.runtime import resolve_device, seed_everything
+from egg_cli.runtime import plain, resolve_device, seed_everything
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Layer maps, best-layer map, permutation test, overlaps (and recovery with truth=...)."""
     seed_everything(int(cfg.seed))
-    return run_mapping(OmegaConf.to_container(cfg, resolve=True), run_dir(), resolve_device(str(cfg.device)))
+    return run_mapping(plain(cfg), run_dir(), resolve_device(str(cfg.device)))
 
 
 main = command("rsm_map")(run)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from egg_cli.cli.app import command, run_dir
@@ -26,6 +26,7 @@ from egg_cli.rsa.fmri_simulation import FmriSimulationConfig, simulate_fmri
 from egg_cli.rsa.images_io import natural_images, read_images_h5, write_images_h5
 from egg_cli.rsa.layer_rdms import compute_layer_rdms, default_condition_names, write_layer_rdms
 from egg_cli.rsa.volume import save_volume
+from egg_cli.runtime import plain
 
 log = logging.getLogger("egg.rsm")
 FORMATS = ("bids", "patterns")
@@ -43,7 +44,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         images = torch.from_numpy(read_images_h5(cfg.images))
     planted = list(cfg.planted_layers or model.layers)
     feats = {k: v.numpy() for k, v in extract(model, images).items()}
-    volume = OmegaConf.to_container(cfg.volume, resolve=True)
+    volume = plain(cfg.volume)
     volume_cfg = FmriSimulationConfig(**{**volume, "shape": tuple(volume["shape"]), "seed": seed})
     rdms = compute_layer_rdms(model, images, str(cfg.images), model_cfg["arch"])
     rdms.conditions = default_condition_names(len(images))
@@ -66,7 +67,7 @@ def _write_truth(folder: Path, name: str, truth: np.ndarray, layers: list[str], 
 
 def _write_bids(cfg: DictConfig, out: Path, feats, planted: list[str], names: list[str], volume_cfg) -> dict[str, Any]:
     """fMRIPrep-style derivatives under ``out/bids``; truth volumes (template and per subject) under ``out/truth``."""
-    bold_cfg = BoldSimulationConfig(**OmegaConf.to_container(cfg.bold, resolve=True))
+    bold_cfg = BoldSimulationConfig(**plain(cfg.bold))
     study = BoldStudy(feats, planted, names, volume_cfg, bold_cfg)
     root, truth_dir = out / "bids", out / "truth"
     task, space = str(cfg.task), str(cfg.space)
