@@ -51,8 +51,8 @@ done
 step "egg rsm simulate + map"
 layers="[inception3a,inception4c]"
 "$egg" rsm simulate n_images=8 image_size=32 "model.layers=$layers" "volume.shape=[16,18,16]" \
-    volume.region_radius_mm=9 hydra.run.dir=rsm_sim
-"$egg" rsm map data=rsm_sim/bold.nii.gz mask=rsm_sim/mask.nii.gz events=rsm_sim/events.csv \
-    rdms=rsm_sim/layer_rdms.h5 truth=rsm_sim/truth.nii.gz n_permutations=20 radius=7 hydra.run.dir=rsm_map
-test -f rsm_map/summary.json
+    volume.region_radius_mm=9 volume.n_runs=2 bold.n_subjects=2 bold.repeats=1 progress=false hydra.run.dir=rsm_sim
+"$egg" rsm map bids.root=rsm_sim/bids rdms=rsm_sim/layer_rdms.h5 truth=rsm_sim/truth \
+    n_permutations=20 group.n_permutations=4 radius=7 hydra.run.dir=rsm_map
+test -f rsm_map/summary.json && test -f rsm_map/group/summary.json
 step "passed: the installed wheel runs simulate, info, train (stacked and the shipped task-driven core), synth (ga, egg, xdream, cmaes), rsm simulate + map"
