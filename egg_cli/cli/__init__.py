@@ -38,10 +38,12 @@ COMMANDS: dict[str, Command] = {
         "egg_cli.cli.rsm_synth", "images whose network-layer RSMs are decorrelated (fMRI layer mapping stimuli)"
     ),
     "rsm simulate": Command(
-        "egg_cli.cli.rsm_simulate", "simulated fMRI (NIfTI) with each region carrying one layer's representation"
+        "egg_cli.cli.rsm_simulate",
+        "a simulated fMRI study (BIDS: BOLD time series of several subjects) with regions carrying one layer each",
     ),
     "rsm map": Command(
-        "egg_cli.cli.rsm_map", "searchlight RSA of NIfTI patterns vs layer RDMs: layer maps, permutation test, overlaps"
+        "egg_cli.cli.rsm_map",
+        "searchlight RSA of BIDS time series (first-level GLM) or NIfTI patterns vs layer RDMs: subject and group maps",
     ),
     "rsm residual": Command("egg_cli.cli.rsm_residual", "searchlight maps of each layer's RDM residualized on all other layers"),
     "collect": Command(
