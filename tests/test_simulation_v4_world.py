@@ -109,3 +109,16 @@ def test_dead_leaves_have_a_natural_power_spectrum_and_mixed_sources_hold_both_k
     again = natural_images("mixed", 40, 32, np.random.default_rng(1))
     np.testing.assert_array_equal(mixed, again)
     assert mixed.shape == (40, 1, 32, 32)
+
+
+def test_egg_info_reports_neuron_kinds_and_grating_likeness_of_a_simulated_world(world):
+    from egg_cli.cli.info import dataset_report, format_dataset
+
+    sim, path = world
+    report = dataset_report(path)
+    measured = sim.neurons["grating_likeness"][np.isfinite(sim.neurons["grating_likeness"])]
+    assert report["grating_likeness"]["neurons_measured"] == 4
+    assert report["grating_likeness"]["median"] == pytest.approx(float(np.median(measured)))
+    assert sum(report["neuron_kinds"].values()) == 10
+    text = format_dataset(report)
+    assert "grating-like best Gabor / ground-truth optimum: median" in text and "(4 neurons measured)" in text
