@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from egg_cli.errors import EggError
+
+TEMP_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+def atomic_path(path: str | os.PathLike, nbytes: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    ``nbytes``, the size the file will roughly take, is checked against the free space first,
+    so a full disk is reported before the write starts (HDF5 cannot always close a file whose
+    write failed). A write that runs out of space anyway is reported the same way, as an
+    :class:`~egg_cli.errors.EggError` naming the path and the bytes needed; no partial file stays.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if nbytes is not None:
+        free = shutil.disk_usage(path.parent).free
+        if free < nbytes:
+            raise EggError(_disk_full_message(path, f"about {nbytes} bytes", free))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -27,9 +43,48 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except Exception as err:
+        if not is_disk_full(err):
+            raise
+        written = tmp.stat().st_size if tmp.exists() else 0
+        tmp.unlink(missing_ok=True)
+        needed = f"about {nbytes} bytes" if nbytes is not None else f"more than the {written} bytes written"
+        raise EggError(_disk_full_message(path, needed, shutil.disk_usage(path.parent).free)) from err
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True when ``err`` (or an error it was raised from) says the disk or quota is full."""
+    seen: set[int] = set()
+    node: BaseException | None = err
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, OSError) and node.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(node)
+        # h5py reports the HDF5 error text; torch.save's stream writer only says the write failed
+        if "No space left on device" in text or "errno = 28" in text or "file write failed" in text:
+            return True
+        node = node.__cause__ or node.__context__
+    return False
+
+
+def _disk_full_message(path: Path, needed: str, free: int) -> str:
+    return (
+        f"no space left on device to write {path}: it needs {needed}, {free} bytes are free; free some space or write elsewhere"
+    )
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of atomic writes that were killed (``.<name>.<random>.tmp``) in ``folder``."""
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -107,6 +107,16 @@ def main(argv: list[str] | None = None) -> None:
     held = sys.stderr = HeldStderr(sys.stderr, lambda: app.task_started)
     try:
         module.main()
+    except Exception as err:  # what escapes a command that is not a Hydra app (egg info) or Hydra itself
+        from egg_cli.errors import user_error
+
+        held.release()
+        if app.debug_requested():
+            raise
+        known = user_error(err)
+        if known is None:
+            app.report_bug(err)
+        app.fail(str(known))
     except SystemExit as exit_:
         # Hydra exits with 1 on a bad override or unknown config value, before the task runs.
         if exit_.code == 1 and not app.task_started:

@@ -89,7 +89,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-main = command("demo")(run)
+main = command("demo", staged=False)(run)  # its stages refer to each other by path
 
 if __name__ == "__main__":
     main()

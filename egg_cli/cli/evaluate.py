@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from egg_cli.cli.app import command, run_dir
+from egg_cli.cli.app import command, final_dir, run_dir
 from egg_cli.errors import EggError
 from egg_cli.evaluation.pipeline import EvaluationSettings, run_evaluate
 from egg_cli.runtime import plain, resolve_device, seed_everything
@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not isinstance(evaluators, dict) or not evaluators:
         raise EggError('evaluators= is required: e.g. evaluators="{held_out:[m6.pt,m7.pt],truth:ground_truth}"')
     summary = run_evaluate(expand_runs(cfg.runs), evaluators, cfg.dataset_path, run_dir(), settings_from_config(cfg), device)
-    log.info("evaluation written to %s", run_dir())
+    log.info("evaluation written to %s", final_dir())
     return summary
 
 

@@ -8,6 +8,7 @@ exits before that, :meth:`HeldStderr.one_line` condenses what it wrote into a si
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -40,8 +41,11 @@ class HeldStderr:
 
     def one_line(self) -> str:
         """The held text as one line: list items joined with commas, search path and hints dropped."""
+        text = "".join(self.held)
+        if "Traceback (most recent call last):" in text:
+            return _exception_line(text)
         parts: list[str] = []
-        for raw in "".join(self.held).splitlines():
+        for raw in text.splitlines():
             line = raw.strip()
             if not line or "HYDRA_FULL_ERROR" in line:
                 continue
@@ -57,3 +61,23 @@ class HeldStderr:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
         return getattr(self.stream, name)
+
+
+# the last line of a Python traceback: ``SomeError: message``
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.*)$")
+# what Hydra does with the file system before a task starts: create the run folder and its log file
+_RUN_FOLDER_ERRORS = ("FileExistsError", "NotADirectoryError", "PermissionError", "IsADirectoryError", "OSError")
+
+
+def _exception_line(text: str) -> str:
+    """The error of a traceback Hydra printed before the task started, as one line."""
+    matches = [m for m in map(_EXCEPTION.match, text.splitlines()) if m]
+    if not matches:
+        return "invalid command line"
+    name, message = matches[-1].groups()
+    message = re.sub(r"^\[Errno \d+\] ", "", message)
+    if name in _RUN_FOLDER_ERRORS:
+        return (
+            f"cannot create the run folder or its log: {message}; expected hydra.run.dir to be a folder egg can create and write"
+        )
+    return f"{name}: {message}"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from egg_cli.cli.app import command, run_dir
+from egg_cli.cli.app import command, final_dir, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import save_figure, write_csv, write_json
 from egg_cli.runtime import resolve_device, seed_everything
@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_figure(optimum_figure(sim), out / "optimum.png")
     counts, _ = np.histogram(sim.neurons["pref_orientation"], bins=8, range=(0, 180))
     summary = {
-        "dataset": str(path),
+        "dataset": str(final_dir() / output),
         "neurons": sim.population.n_neurons,
         "image_shape": list(sim.images.shape[1:]),
         "images": {tier: int(np.sum(sim.tiers == tier)) for tier in ("train", "validation", "test")},
@@ -66,7 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         summary["mean_rate"],
         summary["median_split_half_reliability"],
         summary["median_oracle_correlation"],
-        path,
+        final_dir() / output,
     )
     return summary
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from egg_cli.cli.app import command, run_dir
+from egg_cli.cli.app import command, final_dir, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
 from egg_cli.runtime import plain, resolve_device, resolve_precision, seed_everything
@@ -197,12 +196,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     summary = _summary(result, cfg, time.perf_counter() - start)
     write_json(out / "summary.json", summary)
     log.info(
-        "%s %s: %d images in %s", result.method, result.objective, result.images.shape[0] * result.images.shape[1], Path(out)
+        "%s %s: %d images in %s", result.method, result.objective, result.images.shape[0] * result.images.shape[1], final_dir()
     )
     return summary
 
 
-main = command("synth")(run)
+main = command("synth", required={"model": "model.pt, an egg train run folder, or a list of them"})(run)
 
 if __name__ == "__main__":
     main()

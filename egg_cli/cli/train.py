@@ -102,7 +102,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "init_checkpoint": cfg.get("init_checkpoint"),
     }
-    state = fit(model, dataset, trainer, out / STATE_NAME, seed=int(cfg.seed), device=device, fingerprint=fingerprint)
+    state = fit(model, dataset, trainer, app.final_dir() / STATE_NAME, seed=int(cfg.seed), device=device, fingerprint=fingerprint)
 
     tiers = [t for t in ("validation", "test") if len(dataset.trials(t))]
     per_neuron = {t: score_tier(model, dataset, t, trainer.eval_batch_size, device) for t in tiers}
@@ -167,12 +167,12 @@ def run(cfg: DictConfig) -> dict:
         head["correlation"]["mean"] or 0,
         head["oracle"]["mean"] or float("nan"),
         head["fraction_of_oracle"] or float("nan"),
-        out,
+        app.final_dir(),
     )
     return summary
 
 
-_hydra_main = app.command("train")(run)
+_hydra_main = app.command("train", required={"dataset_path": "dataset.h5 written by egg simulate, or a Sensorium folder"})(run)
 
 
 def main() -> None:

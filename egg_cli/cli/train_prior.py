@@ -16,4 +16,4 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return train_prior(cfg, run_dir())
 
 
-main = command("train_prior")(run)
+main = command("train_prior", staged=False)(run)  # its checkpoint.pt is what a run resumes from
