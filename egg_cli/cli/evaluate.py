@@ -59,6 +59,7 @@ def settings_from_config(cfg: DictConfig) -> EvaluationSettings:
         seed=int(cfg.seed),
         grid_neurons=int(cfg.grid_neurons),
         optimum_steps=int(cfg.optimum_steps),
+        allow_mismatch=bool(cfg.allow_mismatch),
     )
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from egg_cli.cli.app import command, final_dir, run_dir
 from egg_cli.errors import EggError
 from egg_cli.io import write_csv, write_json
+from egg_cli.models.population import Population, check_image_shape, check_same_population
 from egg_cli.runtime import plain, resolve_device, resolve_precision, seed_everything
 from egg_cli.synthesis.adapter import contrast_norm
 from egg_cli.synthesis.builders import ObjectiveContext
@@ -61,6 +62,9 @@ def _natural(
         log.warning("no dataset_path and the model records none: skipping the natural-image reference")
         return None
     dataset = data()
+    check_image_shape(
+        f"dataset {dataset.path}", dataset.image_shape, "the model", objective.model.input_shape, bool(cfg.allow_mismatch)
+    )
     tier = str(cfg.natural.tier)
     index = np.arange(dataset.n_images) if tier == "all" else dataset.image_indices(tier)
     if len(index) == 0:
@@ -140,6 +144,7 @@ def _summary(result: SynthesisResult, cfg: DictConfig, wall: float) -> dict[str,
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Synthesize, score in held-out models and the ground truth, and write the run folder."""
+    from egg_cli.data import load_dataset
     from egg_cli.models import load_model
 
     start = time.perf_counter()
@@ -168,9 +173,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         precision=resolve_precision(cfg.precision, device),
     )
     result.score_sources[GENERATING] = str(model_spec)
+    generating = Population.of_model(model, f"model={model_spec}")
     for k, spec in enumerate(_heldout_specs(cfg.heldout)):
         name = f"heldout_{k}"
-        result.scores[name] = rescore(objective, load_model(spec, device), result, device)
+        heldout = load_model(spec, device)
+        check_same_population(generating, Population.of_model(heldout, f"heldout model {spec}"), bool(cfg.allow_mismatch))
+        result.scores[name] = rescore(objective, heldout, result, device)
         result.score_sources[name] = str(spec)
         check_finite(result.scores[name], result, name)
     if cfg.ground_truth:
@@ -179,7 +187,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         truth_path = data.path if cfg.ground_truth is True else str(cfg.ground_truth)
         if truth_path is None:
             raise EggError("ground_truth=true needs dataset_path=<simulated dataset.h5> (the model records none)")
-        result.scores["ground_truth"] = rescore(objective, load_ground_truth(truth_path, device), result, device)
+        truth = load_ground_truth(truth_path, device)
+        truth.dataset_id = (data() if truth_path == data.path else load_dataset(truth_path)).population_id
+        check_same_population(generating, Population.of_model(truth, f"ground truth of {truth_path}"), bool(cfg.allow_mismatch))
+        result.scores["ground_truth"] = rescore(objective, truth, result, device)
         result.score_sources["ground_truth"] = truth_path
         check_finite(result.scores["ground_truth"], result, "ground_truth")
     result.natural = _natural(cfg, objective, data, result, device)
@@ -187,6 +198,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "model": model_spec,
         "heldout": _heldout_specs(cfg.heldout),
         "dataset": data.path or "",
+        "dataset_id": generating.dataset_id or "",
         "config": OmegaConf.to_yaml(cfg, resolve=True),
         "egg_version": __import__("egg_cli").__version__,
     }

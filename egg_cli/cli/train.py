@@ -110,6 +110,7 @@ def run(cfg: DictConfig) -> dict:
     headline = "test" if "test" in per_neuron else "validation"
     model.test_correlation = per_neuron[headline]["correlation"]
     model.dataset_path = str(dataset.path)
+    model.dataset_id = dataset.population_id
     training = {
         "epochs": state.epoch,
         "best_epoch": state.best_epoch,

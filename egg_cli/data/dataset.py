@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,14 @@ class NeuralDataset:
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def population_id(self) -> str:
+        """Identity of the recorded population: a hash of the neuron ids and of every trial's responses."""
+        digest = hashlib.sha256("\0".join(str(v) for v in self.neuron_ids.tolist()).encode())
+        digest.update(np.ascontiguousarray(self.responses, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(self.trial_image, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def n_neurons(self) -> int:

@@ -26,7 +26,7 @@ REQUIRED_TIERS = ("train", "validation", "test")
 # dataset name -> what is expected there (used in error messages)
 DATASETS = {
     "images": "images (N, C, H, W) in raw pixel units (0-255)",
-    "responses": "responses (T, n_neurons) as finite numbers",
+    "responses": "responses (T, n_neurons), n_neurons >= 1, as finite non-negative spike counts or rates, not all zero",
     "trial_image": "trial_image (T,) integer indices into images",
     "tiers": "tiers (N,) strings, one of " + "/".join(TIERS),
     "neuron_ids": "neuron_ids (n_neurons,) integers or strings",
@@ -76,6 +76,17 @@ def validate_arrays(
         t, n = np.argwhere(bad)[0]
         fail("responses", f"holds {int(bad.sum())} NaN/inf values (first at trial {t}, neuron {n})")
     n_trials, n_neurons = responses.shape
+    if n_neurons == 0:
+        fail("responses", f"has shape {tuple(responses.shape)}: no neurons")
+    if n_trials and responses.min() < 0:
+        t, n = np.argwhere(responses < 0)[0]
+        fail(
+            "responses",
+            f"holds {int(np.sum(responses < 0))} negative values (min {float(responses.min()):.4g}, first at trial {t}, "
+            f"neuron {n}); the Poisson loss needs them non-negative",
+        )
+    if n_trials and not responses.any():
+        fail("responses", f"are all zero ({n_trials} trials x {n_neurons} neurons)")
     if trial_image.ndim != 1 or trial_image.shape[0] != n_trials:
         fail("trial_image", f"has shape {tuple(trial_image.shape)} but responses has {n_trials} trials")
     if not np.issubdtype(trial_image.dtype, np.integer):

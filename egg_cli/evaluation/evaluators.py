@@ -25,9 +25,11 @@ def load_evaluator(name: str, spec: Any, dataset: str | os.PathLike | None, devi
     if isinstance(spec, str) and spec == GROUND_TRUTH:
         if dataset is None:
             raise EggError(f"evaluators.{name}=ground_truth needs the simulated dataset; set dataset=path/to/dataset.h5")
+        from egg_cli.data import load_dataset
         from egg_cli.simulation import load_ground_truth
 
         model = load_ground_truth(str(dataset))
+        model.dataset_id = load_dataset(dataset).population_id
         return Evaluator(name, model.to(device).eval(), kind="ground_truth")
     if spec is None or (not isinstance(spec, (str, os.PathLike)) and not _is_sequence(spec)):
         raise EggError(

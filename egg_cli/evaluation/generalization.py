@@ -51,6 +51,7 @@ class SynthesisRun:
     steps: int | None = None  # optimization steps (one model forward + backward each)
     budget: int | None = None  # gradient-free methods: images evaluated (model forward passes) per image made
     dataset: str | None = None
+    dataset_id: str | None = None  # population fingerprint of the generating model (None in older runs)
 
     def __post_init__(self) -> None:
         m = len(self.images_raw)

@@ -55,6 +55,7 @@ class EvaluationSettings:
     seed: int = 0
     grid_neurons: int = 8
     optimum_steps: int = 200  # fixed-norm gradient ascent steps for each ground-truth neuron's optimum
+    allow_mismatch: bool = False  # score with evaluators of other populations or image sizes
 
     def check(self) -> None:
         """Refuse unknown option values before any model is loaded."""
@@ -279,6 +280,25 @@ def per_neuron_rows(evaluation: Evaluation) -> list[dict]:
     return rows
 
 
+def check_populations(
+    runs: Sequence[SynthesisRun],
+    evaluators: Sequence[Evaluator],
+    dataset: str,
+    natural_shape: Sequence[int],
+    allow_mismatch: bool,
+) -> None:
+    """Refuse evaluators of another population than a run's generating model, or of another image size."""
+    from egg_cli.models.population import Population, check_image_shape, check_same_population
+
+    for ev in evaluators:
+        other = Population.of_model(ev.model, f"evaluator {ev.name}")
+        check_image_shape(f"dataset {dataset}", natural_shape, other.name, other.image_shape, allow_mismatch)
+        for run in runs:
+            ids = np.unique(np.asarray(run.neuron_ids).astype(str))
+            reference = Population(f"synthesis run {run.path}", ids, run.dataset_id, tuple(run.images_raw.shape[1:]))
+            check_same_population(reference, other, allow_mismatch, neuron_ids=ids)
+
+
 def run_evaluate(
     run_specs: Sequence[Any],
     evaluator_specs: Mapping[str, Any],
@@ -295,6 +315,7 @@ def run_evaluate(
     evaluators = load_evaluators(evaluator_specs, dataset, device)
     dataset = dataset or resolve_dataset(None, runs, evaluators)
     natural = natural_images(dataset, settings.natural_tier, settings.max_natural, settings.seed)
+    check_populations(runs, evaluators, dataset, natural.shape[1:], settings.allow_mismatch)
     return evaluate(runs, evaluators, natural, out_dir, settings, device, {"dataset": str(dataset)})
 
 

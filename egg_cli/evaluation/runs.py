@@ -99,6 +99,7 @@ def load_synthesis_run(path: str | os.PathLike, method: str | None = None, gener
         steps=int(steps) if isinstance(steps, (int, float)) else None,
         budget=int(budget) if isinstance(budget, (int, float)) else None,
         dataset=_recorded_dataset(result),
+        dataset_id=str(result.attrs.get("dataset_id") or "") or None,
     )
 
 

@@ -43,6 +43,7 @@ def save_checkpoint(path: str | os.PathLike, model: EncodingModel, model_cfg: An
         "pixel_std": model.pixel_std,
         "test_correlation": None if corr is None else np.asarray(corr, dtype=float).tolist(),
         "dataset": model.dataset_path,
+        "dataset_id": getattr(model, "dataset_id", None),  # population fingerprint (egg_cli.models.population)
         **(extra or {}),
     }
     with atomic_path(path) as tmp:
@@ -80,6 +81,7 @@ def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = 
     corr = payload.get("test_correlation")
     model.test_correlation = None if corr is None else np.asarray(corr, dtype=float)
     model.dataset_path = payload.get("dataset")
+    model.dataset_id = payload.get("dataset_id")  # None in checkpoints older than population fingerprints
     return model.to(device).eval()
 
 

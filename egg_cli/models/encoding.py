@@ -54,6 +54,7 @@ class EncodingModel(nn.Module):
         self.pixel_mean, self.pixel_std = float(pixel_mean), float(pixel_std)
         self.test_correlation: np.ndarray | None = None
         self.dataset_path: str | None = None  # the dataset the model was trained on (from its checkpoint)
+        self.dataset_id: str | None = None  # that dataset's population_id (egg_cli.models.population)
 
     def forward(self, images_z: torch.Tensor) -> torch.Tensor:
         if tuple(images_z.shape[1:]) != self.input_shape:

@@ -33,12 +33,19 @@ class Ensemble(nn.Module):
                 raise EggError(
                     f"ensemble member {name} has pixel mean/std {m.pixel_mean:.4g}/{m.pixel_std:.4g}; expected {first.pixel_mean:.4g}/{first.pixel_std:.4g} like {names[0]}"
                 )
+        dataset_ids = {getattr(m, "dataset_id", None) for m in members} - {None}
+        if len(dataset_ids) > 1:
+            raise EggError(
+                f"ensemble members were fitted to different datasets ({', '.join(sorted(dataset_ids))}); "
+                "expected members trained on the same recording"
+            )
         self.members = nn.ModuleList(members)
         self.input_shape = tuple(first.input_shape)
         self.neuron_ids = np.asarray(first.neuron_ids)
         self.n_neurons = first.n_neurons
         self.pixel_mean, self.pixel_std = first.pixel_mean, first.pixel_std
         self.dataset_path = getattr(first, "dataset_path", None)
+        self.dataset_id = dataset_ids.pop() if dataset_ids else None
         corrs = [getattr(m, "test_correlation", None) for m in members]
         # mean of the members' per-neuron test correlations (the ensemble's own is not measured here)
         self.test_correlation = None if any(c is None for c in corrs) else np.mean(np.stack(corrs), axis=0)
