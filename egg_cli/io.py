@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import io
 import json
 import os
 import shutil
@@ -55,6 +56,23 @@ def atomic_path(path: str | os.PathLike, nbytes: int | None = None) -> Iterator[
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_hdf5(path: str | os.PathLike) -> Iterator[Any]:
+    """An ``h5py.File`` built in memory and written to ``path`` atomically when the block ends.
+
+    HDF5 cannot close a file whose write failed (on a full disk the process crashed), so the file
+    is assembled in memory and then written with ordinary writes, which fail cleanly.
+    """
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    data = buffer.getbuffer()
+    with atomic_path(path, nbytes=len(data)) as tmp, open(tmp, "wb") as out:
+        out.write(data)
+
+
 def is_disk_full(err: BaseException) -> bool:
     """True when ``err`` (or an error it was raised from) says the disk or quota is full."""
     seen: set[int] = set()
@@ -89,8 +107,14 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically, checking first that the disk has room for it."""
+    data = text.encode()
+    with atomic_path(path, nbytes=len(data)) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -98,10 +122,11 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Non
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:

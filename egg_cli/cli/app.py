@@ -38,7 +38,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 
 from egg_cli.configs import CONFIG_MODULE
 from egg_cli.errors import EggError, first_line, user_error
-from egg_cli.io import atomic_path, remove_stale_temporaries
+from egg_cli.io import remove_stale_temporaries, write_text
 from egg_cli.sweeps.jobs import SweepJob, error_line
 
 log = logging.getLogger("egg")
@@ -149,7 +149,7 @@ def command(
                     shutil.rmtree(out, ignore_errors=True)
                 else:
                     _take_back_logs(out, logs)
-                fail(str(known))
+                fail(str(known).replace(str(out / STAGING) + os.sep, str(out) + os.sep))
             except KeyboardInterrupt as err:
                 if job is not None:
                     job.fail(err)
@@ -303,5 +303,4 @@ def _write_config(folder: Path, cfg: DictConfig, resolved: str, run_folder: Path
         folder / HYDRA_SUBDIR / "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
     }
     for path, text in files.items():
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
+        write_text(path, text)

@@ -23,7 +23,7 @@ from egg_cli.data.schema import (
     validate_arrays,
 )
 from egg_cli.errors import EggError
-from egg_cli.io import atomic_path
+from egg_cli.io import atomic_hdf5
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -59,7 +59,7 @@ def write_dataset(
             raise EggError(
                 f"{path}: neuron metadata {name!r} has {len(values)} rows; expected one per neuron ({responses.shape[1]})"
             )
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["egg_version"] = __version__

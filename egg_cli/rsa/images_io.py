@@ -10,7 +10,7 @@ import torch
 
 from egg_cli.data.natural import load_photographs, random_crops
 from egg_cli.errors import EggError
-from egg_cli.io import atomic_path
+from egg_cli.io import atomic_hdf5, atomic_path
 
 
 def natural_images(source: str, n: int, size: int, seed: int) -> torch.Tensor:
@@ -21,7 +21,7 @@ def natural_images(source: str, n: int, size: int, seed: int) -> torch.Tensor:
 
 def write_images_h5(path: str | Path, datasets: dict[str, np.ndarray], attrs: dict | None = None) -> None:
     """Write named (K, 3, H, W) [0, 1] image arrays to one HDF5 file, atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:
         for name, images in datasets.items():
             f.create_dataset(name, data=np.asarray(images, dtype=np.float32), compression="gzip")
         for key, value in (attrs or {}).items():

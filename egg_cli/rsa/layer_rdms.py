@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from egg_cli.errors import EggError
-from egg_cli.io import atomic_path
+from egg_cli.io import atomic_hdf5
 from egg_cli.rsa.features import LayerFeatures, extract
 from egg_cli.rsa.rsm import layer_rsms, upper
 
@@ -70,7 +70,7 @@ def compute_layer_rdms(model: LayerFeatures, images: torch.Tensor, image_set: st
 
 def write_layer_rdms(path: str | Path, rdms: LayerRdms) -> None:
     """Write the HDF5 layout above, atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:
         f.create_dataset("layers", data=np.array(rdms.layers, dtype=h5py.string_dtype()))
         f.create_dataset("rdms", data=rdms.rdms)
         f.create_dataset("rsms", data=1.0 - rdms.rdms)

@@ -15,7 +15,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from egg_cli.errors import EggError
-from egg_cli.io import atomic_path, write_csv, write_json
+from egg_cli.io import atomic_hdf5, write_csv, write_json
 from egg_cli.rsa import figures
 from egg_cli.rsa.compare import Comparison
 from egg_cli.rsa.glm import GlmConfig
@@ -420,7 +420,7 @@ def write_mapping_outputs(
         summary["recovery"] = _recovery_summary(rows)
         truth_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
         truth_volume[patterns.mask] = truth_at_voxels
-    with atomic_path(out / "results.h5") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(out / "results.h5") as f:
         f.create_dataset("layers", data=np.array(maps.layers, dtype=h5py.string_dtype()))
         f.create_dataset("centres_voxel", data=sl.center_coordinates)
         f.create_dataset("stats", data=maps.stats)

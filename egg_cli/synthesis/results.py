@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from egg_cli.errors import EggError
-from egg_cli.io import atomic_path
+from egg_cli.io import atomic_hdf5
 
 FORMAT = "egg-synthesis"
 FORMAT_VERSION = 1
@@ -61,7 +61,7 @@ def write_synthesis(path: str | Path, result: SynthesisResult) -> None:
     """Write ``result`` to an HDF5 file atomically."""
     import h5py
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(path) as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["method"] = result.method
