@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
+from egg_cli.errors import require
 from egg_cli.io import write_csv, write_json
 from egg_cli.rsa import figures
 from egg_cli.rsa.features import seeded_feature_model
@@ -25,6 +26,13 @@ log = logging.getLogger("egg.rsm")
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Synthesize, then write images (PNG + HDF5), layer RSMs, cross-layer correlations, figures, summary."""
+    require(int(cfg.n_images) >= 3, f"n_images={cfg.n_images}: expected at least 3 images (an RSM compares image pairs)")
+    require(
+        int(cfg.image_size) >= 32, f"image_size={cfg.image_size}: expected at least 32 pixels (the network downsamples by 32)"
+    )
+    for key in ("steps", "eval_every"):
+        require(int(cfg[key]) >= 1, f"{key}={cfg[key]}: expected a positive integer")
+    require(float(cfg.lr) > 0, f"lr={cfg.lr}: expected a positive learning rate")
     out = run_dir()
     model, model_cfg, seed = seeded_feature_model(cfg)
     natural = natural_images(cfg.natural.source, int(cfg.n_images), int(cfg.image_size), int(cfg.natural.seed))

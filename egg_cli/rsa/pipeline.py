@@ -63,6 +63,21 @@ def read_truth(path: str | Path, patterns: BrainPatterns) -> tuple[np.ndarray, d
     return np.asarray(img.dataobj).astype(np.int64)[patterns.mask], names
 
 
+def check_mapping_settings(cfg: Mapping[str, Any]) -> None:
+    """Range checks of the searchlight and permutation settings, before any data is read."""
+    checks = {
+        "radius": (float(cfg.get("radius", 9.0)) > 0, "a positive radius"),
+        "threshold": (0 <= float(cfg.get("threshold", 0.5)) <= 1, "a fraction between 0 and 1"),
+        "min_voxels": (int(cfg.get("min_voxels", 10)) >= 1, "a positive integer"),
+        "n_permutations": (int(cfg.get("n_permutations", 1000)) >= 0, "0 (no test) or a positive integer"),
+        "alpha": (0 < float(cfg.get("alpha", 0.05)) < 1, "a level between 0 and 1"),
+        "chunk_size": (int(cfg.get("chunk_size", 2000)) >= 1, "a positive integer"),
+    }
+    for key, (ok, expected) in checks.items():
+        if not ok:
+            raise EggError(f"{key}={cfg.get(key)}: expected {expected}")
+
+
 def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residual: bool = False) -> dict:
     """Searchlight RSA against layer RDMs; writes maps, tables and figures to ``out``.
 
@@ -71,6 +86,7 @@ def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residua
     and, with several subjects, group maps in ``out/group``.
     """
     start = time.perf_counter()
+    check_mapping_settings(cfg)
     bids_cfg = cfg.get("bids") or {}
     if bids_cfg.get("root"):
         if cfg.get("data") not in (None, "", "???") or cfg.get("events"):
@@ -133,6 +149,11 @@ def map_subject(
         max_over=cfg.get("max_over", "voxels"),
         keep_rdms=keep_rdms,
     )
+    if not np.isfinite(maps.stats).any():
+        raise EggError(
+            f"{cfg.get('data') or out.name}: no searchlight gave a finite statistic (patterns constant within every sphere?); "
+            "expected BOLD patterns that vary across voxels and conditions"
+        )
     seconds = time.perf_counter() - start
     summary = write_mapping_outputs(cfg, out, patterns, sl, rdms, maps, residual, seconds, truth)
     return summary, maps, sl

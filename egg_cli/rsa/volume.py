@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import glob
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from egg_cli.errors import EggError
+from egg_cli.errors import EggError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,13 @@ def load_patterns(
         )
 
     def volume(img, t):
-        arr = np.asarray(img.dataobj[..., t] if len(img.shape) == 4 else img.dataobj, dtype=np.float64)
-        return arr
+        try:
+            return np.asarray(img.dataobj[..., t] if len(img.shape) == 4 else img.dataobj, dtype=np.float64)
+        except (EOFError, OSError, ValueError, zlib.error) as err:  # a truncated or corrupt .nii.gz
+            raise EggError(
+                f"data file {img.get_filename()} cannot be read (truncated or corrupt: {first_line(str(err))}); "
+                "expected a complete NIfTI file"
+            ) from err
 
     if mask is None:
         nonzero = np.zeros(first.shape[:3], dtype=bool)
@@ -205,6 +211,11 @@ def load_patterns(
         mask, values = keep, values[:, finite]
     if values.shape[1] == 0:
         raise EggError(f"data {paths[0]}: no voxel inside the mask has finite values; expected usable data")
+    if not np.any(values.std(axis=0) > 0):
+        raise EggError(
+            f"data {paths[0]}: every voxel has the same value in all {len(values)} volumes (constant BOLD); "
+            "expected patterns that vary across conditions"
+        )
     return BrainPatterns(
         data=values,
         conditions=conditions,
