@@ -227,7 +227,8 @@ def _has_type(value: Any, default: Any) -> bool:
         return _is_int(value)
     if isinstance(default, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, list) and all(_is_int(v) for v in value)
+    # a list of integers; a keyword (neurons=top_16, all) or a single integer is the command's to check
+    return not isinstance(value, list) or all(_is_int(v) for v in value)
 
 
 def _show(value: Any) -> str:

@@ -83,6 +83,14 @@ def _natural(
     return reference
 
 
+def _seed_list(value: Any) -> list[int]:
+    """``seeds=`` as a list of integers (a single integer is a list of one)."""
+    seeds = [value] if isinstance(value, int) else value
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise EggError(f"seeds={value}: expected a list of integers, e.g. seeds=[0,1,2]")
+    return seeds
+
+
 def _rows(result: SynthesisResult) -> list[dict[str, Any]]:
     rows = []
     best = result.best_seed
@@ -160,7 +168,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     context = ObjectiveContext(model=model, neurons=neurons, dataset=data, norm=norm, device=device)
     objective = instantiate(cfg.objective)(context)
     method = instantiate(cfg.method)
-    seeds = [int(s) for s in plain(cfg.seeds)]
+    seeds = _seed_list(plain(cfg.seeds))
     result = synthesize(
         method,
         objective,

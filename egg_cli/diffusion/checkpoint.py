@@ -28,11 +28,14 @@ def read_checkpoint(path: str | Path, what: str = "prior checkpoint") -> Any:
         raise EggError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except Exception as first:  # old (non-zipfile) serialization cannot be memory-mapped
+    except Exception:  # old (non-zipfile) serialization cannot be memory-mapped
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise EggError(f"{what} {path} cannot be read as a torch checkpoint: {err or first}") from err
+            raise EggError(
+                f"{what} {path} cannot be read as a torch checkpoint ({type(err).__name__}); "
+                "expected a file written by torch.save"
+            ) from err
 
 
 def state_dict_differences(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:

@@ -98,6 +98,11 @@ def fitted_to_photographs(source: str | None, image_size: int, channels: int, co
     """Spectral model fitted to ``count`` random crops of the bundled photographs (or a folder)."""
     from egg_cli.diffusion.data import CropBank
 
+    if image_size < 4 or channels not in (1, 3) or count < 2:
+        raise EggError(
+            f"prior.image_size={image_size}, prior.channels={channels}, prior.fit_crops={count}: "
+            "expected an image size of at least 4 pixels, 1 or 3 channels and at least 2 crops to fit"
+        )
     bank = CropBank(source, count, image_size, channels, seed=seed)
     return fit_spectral_model(bank.sample(count, seed=seed))
 

@@ -95,7 +95,9 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise EggError(f"model.weights={path} cannot be read as a torch state dict: {err}") from err
+        raise EggError(
+            f"model.weights={path} cannot be read as a torch state dict ({type(err).__name__}); expected a file written by torch.save"
+        ) from err
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

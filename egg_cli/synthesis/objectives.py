@@ -91,6 +91,8 @@ class NeuronObjective(Objective):
         self.neurons = neurons
         self.inhibitory = bool(inhibitory)
         self.name = name
+        if not float(energy_scale) >= 0:
+            raise EggError(f"objective.energy_scale={energy_scale} must be non-negative (EGG's guidance weight)")
         self.energy_scale = float(energy_scale)
         self.egg_steps = str(egg_steps)
         self.methods = tuple(methods) if methods else None

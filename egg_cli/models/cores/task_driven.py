@@ -38,7 +38,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable file
         raise EggError(
-            f"model.core.weights={path} could not be read ({type(err).__name__}: {err}); expected a torch state dict"
+            f"model.core.weights={path} could not be read ({type(err).__name__}); expected a torch state dict"
         ) from err
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

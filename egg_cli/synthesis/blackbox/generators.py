@@ -203,7 +203,9 @@ def load_deepsim_weights(weights: str | os.PathLike) -> DeePSiMFc6:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise EggError(f"generator.weights={path} could not be read as a PyTorch state dict: {err}") from err
+        raise EggError(
+            f"generator.weights={path} could not be read as a PyTorch state dict ({type(err).__name__}); expected a file written by torch.save"
+        ) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
