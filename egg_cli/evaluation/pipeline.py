@@ -291,7 +291,7 @@ def check_populations(
     from egg_cli.models.population import Population, check_image_shape, check_same_population
 
     for ev in evaluators:
-        other = Population.of_model(ev.model, f"evaluator {ev.name}")
+        other = Population.of_model(ev.model, f"evaluator {ev.name!r}")
         check_image_shape(f"dataset {dataset}", natural_shape, other.name, other.image_shape, allow_mismatch)
         for run in runs:
             ids = np.unique(np.asarray(run.neuron_ids).astype(str))
