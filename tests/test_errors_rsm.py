@@ -31,6 +31,9 @@ def fmri(tmp_path_factory):
     _nifti(root / "constant.nii.gz", np.ones((6, 6, 6, K)))
     # every volume flat across voxels: voxels vary over time but no pattern has any spatial structure
     _nifti(root / "global_only.nii.gz", np.ones((6, 6, 6, 1)) * rng.uniform(1, 2, K))
+    rows = [(v, v) for v in range(K)]
+    (root / "events_past.csv").write_text("volume,condition\n" + "".join(f"{v},{c}\n" for v, c in rows[:-1] + [(9, 5)]))
+    (root / "events_twice.csv").write_text("volume,condition\n" + "".join(f"{v},{c}\n" for v, c in rows[:-1] + [(0, 5)]))
     return root
 
 
@@ -39,6 +42,8 @@ MAP = ["radius=2", "radius_unit=voxels", "min_voxels=3", "n_permutations=10"]
 MAP_CASES = {
     "constant_bold": (["data=CONSTANT"], "every voxel has the same value in all 6 volumes (constant BOLD)"),
     "no_spatial_pattern": (["data=GLOBAL_ONLY"], "no searchlight gave a finite statistic"),
+    "events_volume_past_the_data": (["events=EVENTS_PAST"], "volume 9 points past the data (6 volumes)"),
+    "events_volume_twice": (["events=EVENTS_TWICE"], "a volume occurs twice (6 volumes)"),
     "truncated_nifti": (["data=TRUNCATED"], "cannot be read (truncated or corrupt: Compressed file ended"),
     "negative_permutations": (["n_permutations=-5"], "n_permutations=-5: expected 0 (no test) or a positive integer"),
     "zero_radius": (["radius=0"], "radius=0: expected a positive radius"),
@@ -53,11 +58,22 @@ def test_bad_rsm_map_input_exits_2_with_one_line_and_writes_nothing(fmri, tmp_pa
     args, expected = MAP_CASES[case]
     for placeholder in ("CONSTANT", "GLOBAL_ONLY", "TRUNCATED"):
         args = [a.replace(placeholder, str(fmri / f"{placeholder.lower()}.nii.gz")) for a in args]
+    for placeholder in ("EVENTS_PAST", "EVENTS_TWICE"):
+        args = [a.replace(placeholder, str(fmri / f"{placeholder.lower()}.csv")) for a in args]
     out = tmp_path / "run"
     before = existing_run_folder(out)
     proc = egg("rsm", "map", f"data={fmri / 'bold.nii.gz'}", f"rdms={fmri / 'rdms.h5'}", *MAP, *args, f"hydra.run.dir={out}")
     assert_one_error(proc, expected)
     assert snapshot(out) == before
+
+
+def test_events_rows_in_any_order_follow_their_volume_column(fmri, tmp_path):
+    from egg_cli.rsa.volume import read_events
+
+    path = tmp_path / "events.csv"
+    path.write_text("condition,volume,run\n2,2,0\n0,0,0\n1,1,1\n")
+    conditions, runs = read_events(path, 3)
+    assert conditions.tolist() == [0, 1, 2] and runs.tolist() == [0, 1, 0]
 
 
 def test_rsm_map_on_good_data_still_writes_its_maps(fmri, tmp_path):

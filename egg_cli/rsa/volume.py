@@ -140,8 +140,18 @@ def read_events(path: str | Path | None, n_observations: int) -> tuple[np.ndarra
     try:
         conditions = np.array([int(r["condition"]) for r in rows])
         runs = np.array([int(r["run"]) for r in rows]) if "run" in rows[0] else None
+        volumes = np.array([int(r["volume"]) for r in rows]) if "volume" in rows[0] else None
     except ValueError as err:
-        raise EggError(f"events={path}: {err}; expected integer condition (and run) values") from err
+        raise EggError(f"events={path}: {err}; expected integer condition (and run, volume) values") from err
+    if volumes is not None:  # rows may come in any order; each volume of the data exactly once
+        if not np.array_equal(np.sort(volumes), np.arange(n_observations)):
+            bad = next((int(v) for v in volumes if not 0 <= v < n_observations), None)
+            problem = f"volume {bad} points past the data" if bad is not None else "a volume occurs twice"
+            raise EggError(
+                f"events={path}: {problem} ({n_observations} volumes); expected each volume index 0..{n_observations - 1} once"
+            )
+        order = np.argsort(volumes)
+        conditions, runs = conditions[order], None if runs is None else runs[order]
     present = np.unique(conditions)
     if present[0] != 0 or len(present) != present[-1] + 1:
         raise EggError(f"events={path}: conditions are {present.tolist()[:10]}...; expected every integer 0..K-1 to occur")
