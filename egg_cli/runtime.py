@@ -43,6 +43,8 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a CPU generator seeded the same way."""
+    if seed < 0:
+        raise EggError(f"seed={seed}: expected a non-negative integer")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -29,6 +29,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     output = str(cfg.get("output", "dataset.h5"))
     if "/" in output or not output.endswith((".h5", ".hdf5")):
         raise EggError(f"output={output!r} is not allowed; expected a file name ending in .h5 (written into the run folder)")
+    if int(cfg.report.example_neurons) < 0:
+        raise EggError(f"report.example_neurons={cfg.report.example_neurons}: expected 0 or a positive integer")
     config = SimulationConfig.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
     progress = bool(cfg.get("progress", True))
     sim = simulate(config, seed=seed, device=device, progress=progress)

@@ -78,6 +78,8 @@ class EvaluationSettings:
                 f"batch_size={self.batch_size}, bootstrap={self.bootstrap} and optimum_steps={self.optimum_steps} "
                 "must be positive integers"
             )
+        if self.grid_neurons < 1:
+            raise EggError(f"grid_neurons={self.grid_neurons}: expected a positive number of neurons per image grid")
 
 
 def load_runs(specs: Sequence[Any]) -> list[SynthesisRun]:
