@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from data_assets import small_arrays
+from data_assets import TINY, small_arrays
 from error_contract import ENV, assert_one_error, egg, existing_run_folder, snapshot
 from test_data_schema import _write_raw
 
@@ -84,3 +84,22 @@ def test_a_bug_in_egg_info_is_a_one_line_report_not_a_traceback(tmp_path):
     inject = "import sys, egg_cli.cli.info as i; from egg_cli.cli import main; i.oracle_correlation = None; main(sys.argv[1:])"
     proc = subprocess.run([sys.executable, "-c", inject, "info", str(path)], capture_output=True, text=True, env=ENV, timeout=120)
     assert_one_error(proc, "internal error, a bug in egg (TypeError", code=1)
+
+
+SIMULATE_CASES = {
+    "negative_seed": (["seed=-1"], "seed=-1: expected a non-negative integer"),
+    "seed_text": (["seed=one"], "seed=one: expected an integer"),
+    "negative_example_neurons": (["report.example_neurons=-1"], "report.example_neurons=-1: expected 0 or a positive"),
+    "no_train_images": (["dataset.n_train=0"], "dataset.n_train=0 is not allowed"),
+    "output_outside_the_run_folder": (["output=../x.h5"], "output='../x.h5' is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIMULATE_CASES))
+def test_bad_simulate_settings_exit_2_with_one_line_and_write_nothing(tmp_path, case):
+    args, expected = SIMULATE_CASES[case]
+    out = tmp_path / "run"
+    before = existing_run_folder(out)
+    proc = egg("simulate", *TINY, *args, f"hydra.run.dir={out}")
+    assert_one_error(proc, expected)
+    assert snapshot(out) == before

@@ -149,3 +149,47 @@ def test_an_unexpected_exception_is_a_one_line_bug_report_with_exit_1(assets, tm
         [*args, "debug=true", f"hydra.run.dir={tmp_path / 'b'}"], capture_output=True, text=True, env=ENV, timeout=300
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+@pytest.fixture(scope="module")
+def synth_run(assets, tmp_path_factory):
+    """A GA run made on model_a (fitted to dataset a)."""
+    out = tmp_path_factory.mktemp("synth_run") / "ga"
+    proc = egg("synth", f"model={assets['model_a']}", *BASE, f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+EVALUATE_CASES = {
+    "evaluator_of_another_recording": (["evaluators={m:MODEL_B}"], "evaluator 'm' was fitted to dataset"),
+    "evaluator_of_another_image_size": (["evaluators={m:MODEL_16PX}"], "evaluator 'm' takes images of shape (1, 16, 16)"),
+    "evaluator_of_other_ids": (["evaluators={m:OLD_OTHER_IDS}"], "evaluator 'm' has no neuron with id 100"),
+    "grid_neurons_zero": (["evaluators={m:MODEL_A}", "grid_neurons=0"], "grid_neurons=0: expected a positive number"),
+    "bootstrap_text": (["evaluators={m:MODEL_A}", "bootstrap=many"], "bootstrap=many: expected an integer"),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALUATE_CASES))
+def test_bad_evaluate_input_exits_2_with_one_line_and_leaves_the_folder_unchanged(assets, synth_run, tmp_path, case):
+    args, expected = EVALUATE_CASES[case]
+    out = tmp_path / "evaluate"
+    before = existing_run_folder(out)
+    proc = egg(
+        "evaluate", f"runs=[{synth_run}]", f"dataset_path={assets['data_a']}", *_substitute(args, assets), f"hydra.run.dir={out}"
+    )
+    assert_one_error(proc, expected)
+    assert snapshot(out) == before
+
+
+def test_evaluate_with_an_evaluator_of_another_recording_runs_with_allow_mismatch(assets, synth_run, tmp_path):
+    out = tmp_path / "evaluate"
+    proc = egg(
+        "evaluate",
+        f"runs=[{synth_run}]",
+        f"evaluators={{m:{assets['model_b']}}}",
+        f"dataset_path={assets['data_a']}",
+        "allow_mismatch=true",
+        f"hydra.run.dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "table.csv").is_file()
