@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         from egg_cli.errors import user_error
 
         held.release()
-        if app.debug_requested():
+        if app.debug_requested() or "--debug" in rest or "debug=true" in rest:
             raise
         known = user_error(err)
         if known is None:
