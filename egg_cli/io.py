@@ -112,7 +112,11 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) atomically, checking first that the disk has room for it."""
-    data = text.encode()
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` atomically, checking first that the disk has room for it."""
     with atomic_path(path, nbytes=len(data)) as tmp:
         tmp.write_bytes(data)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from error_contract import assert_one_error, egg, existing_run_folder, snapshot
 from models_toys import write_toy_dataset
+from test_diffusion_train_prior import TINY as PRIOR_TINY
 
 TINY = [
     "model.core.channels=4",
@@ -101,3 +102,15 @@ def test_training_onto_a_full_disk_is_one_line_without_partial_files(trained, sm
     assert "bytes" in line and "free some space" in line
     assert not out.exists()  # a fresh run folder is removed, temporaries with it
     assert not list(small_disk.rglob("*.tmp"))
+
+
+def test_a_refused_train_prior_resume_leaves_the_folder_unchanged(tmp_path):
+    """train-prior writes in place (its checkpoint is what a run resumes from), yet a refusal changes nothing."""
+    run = tmp_path / "prior"
+    first = egg("train-prior", *PRIOR_TINY, "training.steps=3", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = snapshot(run)
+    assert {"config.yaml", ".hydra/overrides.yaml", "checkpoint.pt", "train_prior.log"} <= set(before)
+    proc = egg("train-prior", *PRIOR_TINY, "training.steps=6", "unet.num_res_blocks=2", f"hydra.run.dir={run}")
+    assert_one_error(proc, "num_res_blocks: 1 vs 2")
+    assert snapshot(run) == before

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 
 from egg_cli.configs import CONFIG_MODULE
 from egg_cli.errors import EggError, first_line, user_error
-from egg_cli.io import remove_stale_temporaries, write_text
+from egg_cli.io import remove_stale_temporaries, write_bytes, write_text
 from egg_cli.sweeps.jobs import SweepJob, error_line
 
 log = logging.getLogger("egg")
@@ -112,6 +112,7 @@ def command(
             out = run_dir()
             fresh = _is_fresh(out)
             logs = {p: p.stat().st_size for p in out.glob("*.log")}
+            configs = {p: p.read_bytes() if p.is_file() else None for p in _config_paths(out)}
             job = SweepJob.current(out)  # None outside a sweep
             try:
                 check_config(cfg, config_name, required or {})
@@ -149,6 +150,7 @@ def command(
                     shutil.rmtree(out, ignore_errors=True)
                 else:
                     _take_back_logs(out, logs)
+                    _restore(configs)
                 fail(str(known).replace(str(out / STAGING) + os.sep, str(out) + os.sep))
             except KeyboardInterrupt as err:
                 if job is not None:
@@ -271,6 +273,20 @@ def _is_fresh(out: Path) -> bool:
     return all(p.name == HYDRA_SUBDIR or p.suffix == ".log" for p in out.iterdir()) if out.is_dir() else True
 
 
+def _config_paths(folder: Path) -> list[Path]:
+    """The files :func:`_write_config` writes into ``folder``."""
+    return [folder / "config.yaml", *(folder / HYDRA_SUBDIR / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml"))]
+
+
+def _restore(contents: Mapping[Path, bytes | None]) -> None:
+    """Put back files as they were (None: the file did not exist) after an unstaged command was refused."""
+    for path, data in contents.items():
+        if data is None:
+            path.unlink(missing_ok=True)
+        elif not path.is_file() or path.read_bytes() != data:
+            write_bytes(path, data)
+
+
 def _take_back_logs(out: Path, sizes: Mapping[Path, int]) -> None:
     """Cut each log file in ``out`` back to its size before a refused run; remove logs that run created."""
     for path in out.glob("*.log"):
@@ -297,11 +313,6 @@ def _write_config(folder: Path, cfg: DictConfig, resolved: str, run_folder: Path
 
     hydra_cfg = OmegaConf.create({"hydra": OmegaConf.to_container(HydraConfig.get(), resolve=False)})
     hydra_cfg.hydra.runtime.output_dir = str(run_folder or folder)
-    files = {
-        folder / "config.yaml": resolved,
-        folder / HYDRA_SUBDIR / "config.yaml": OmegaConf.to_yaml(cfg),
-        folder / HYDRA_SUBDIR / "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
-        folder / HYDRA_SUBDIR / "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
-    }
-    for path, text in files.items():
+    texts = [resolved, OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(hydra_cfg), OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)]
+    for path, text in zip(_config_paths(folder), texts):
         write_text(path, text)
