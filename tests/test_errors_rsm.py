@@ -102,3 +102,23 @@ def test_bad_rsm_synth_input_exits_2_with_one_line_and_writes_nothing(tmp_path, 
     proc = egg("rsm", "synth", "n_images=4", "image_size=32", "steps=2", "progress=false", *args, f"hydra.run.dir={out}")
     assert_one_error(proc, expected)
     assert snapshot(out) == before
+
+
+SIMULATE_CASES = {
+    "image_size_zero": (["image_size=0"], "image_size=0: expected at least 32 pixels"),
+    "voxel_size_zero": (["volume.voxel_size=0"], "volume.voxel_size=0; expected a positive number"),
+    "negative_noise": (["volume.noise_std=-1"], "volume.noise_std=-1; expected zero or a positive number"),
+    "one_image": (["n_images=1"], "1 images; expected at least 3 conditions"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIMULATE_CASES))
+def test_bad_rsm_simulate_input_exits_2_with_one_line_and_writes_nothing(tmp_path, case):
+    args, expected = SIMULATE_CASES[case]
+    out = tmp_path / "run"
+    before = existing_run_folder(out)
+    proc = egg(
+        "rsm", "simulate", "n_images=4", "image_size=32", "model.layers=[inception3a,inception4c]", *args, f"hydra.run.dir={out}"
+    )
+    assert_one_error(proc, expected)
+    assert snapshot(out) == before

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from egg_cli.cli.app import command, run_dir
-from egg_cli.errors import EggError
+from egg_cli.errors import EggError, require
 from egg_cli.io import write_csv, write_json
 from egg_cli.rsa import figures
 from egg_cli.rsa.bids import write_bold_run, write_dataset_description
@@ -34,6 +34,10 @@ FORMATS = ("bids", "patterns")
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Write the simulated data, truth volumes (+ labels), images, layer RDMs, figure and summary."""
+    if str(cfg.images) == "natural":
+        require(
+            int(cfg.image_size) >= 32, f"image_size={cfg.image_size}: expected at least 32 pixels (the network downsamples by 32)"
+        )
     out = run_dir()
     if str(cfg.format) not in FORMATS:
         raise EggError(f"format={cfg.format!r} is not supported; expected one of {FORMATS}")
