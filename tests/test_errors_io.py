@@ -169,3 +169,11 @@ def test_user_error_unwraps_hydra_and_omegaconf_and_leaves_bugs_alone():
         "/x/run: Permission denied; expected a path you may read and write"
     )
     assert user_error(KeyError("internal")) is None
+
+
+def test_an_unknown_demo_scale_is_one_line_without_omegaconf_detail_lines(tmp_path):
+    """It printed OmegaConf's full_key / object_type lines under the error."""
+    out = tmp_path / "demo"
+    proc = egg("demo", "scale=bogus", f"hydra.run.dir={out}")
+    assert_one_error(proc, "Interpolation key 'presets.bogus.simulate' not found")
+    assert not out.exists()
