@@ -114,3 +114,22 @@ def test_a_refused_train_prior_resume_leaves_the_folder_unchanged(tmp_path):
     proc = egg("train-prior", *PRIOR_TINY, "training.steps=6", "unet.num_res_blocks=2", f"hydra.run.dir={run}")
     assert_one_error(proc, "num_res_blocks: 1 vs 2")
     assert snapshot(run) == before
+
+
+PRIOR_CASES = {
+    "negative_lr": (["training.lr=-1"], "expected lr > 0"),
+    "ema_decay_above_one": (["training.ema_decay=2"], "0 <= ema_decay < 1"),
+    "no_channels": (["unet.num_channels=0"], "num_channels=0, num_res_blocks=1: expected positive integers"),
+    "no_noise_levels": (["diffusion.diffusion_steps=0"], "diffusion_steps=0: expected at least 2 noise levels"),
+    "negative_sample_count": (["sample_count=-1"], "sample_count=-1 must be a positive integer"),
+}
+
+
+@pytest.mark.parametrize("case", list(PRIOR_CASES))
+def test_bad_train_prior_settings_exit_2_with_one_line_and_write_nothing(tmp_path, case):
+    args, expected = PRIOR_CASES[case]
+    out = tmp_path / "prior"
+    before = existing_run_folder(out)
+    proc = egg("train-prior", *PRIOR_TINY, "training.steps=1", *args, f"hydra.run.dir={out}")
+    assert_one_error(proc, expected)
+    assert snapshot(out) == before

@@ -78,6 +78,8 @@ class UNetConfig:
 
     def validate(self) -> None:
         """Raise EggError on flags that cannot build a UNet."""
+        if self.num_channels < 1 or self.num_res_blocks < 1:
+            raise EggError(f"num_channels={self.num_channels}, num_res_blocks={self.num_res_blocks}: expected positive integers")
         if self.image_size < 8 or self.image_size % 2 ** (len(self.channel_mult_tuple) - 1):
             raise EggError(
                 f"image_size={self.image_size} is not divisible by 2^{len(self.channel_mult_tuple) - 1} "
@@ -114,6 +116,8 @@ class DiffusionConfig:
         """Build from guided-diffusion flags (``predict_xstart`` maps to ``mean_type='x0'``)."""
         flags = dict(flags)
         mean_type = flags.get("mean_type") or ("x0" if flags.get("predict_xstart") else "epsilon")
+        if int(flags.get("diffusion_steps", 1000)) < 2:
+            raise EggError(f"diffusion_steps={flags['diffusion_steps']}: expected at least 2 noise levels")
         return cls(
             diffusion_steps=int(flags.get("diffusion_steps", 1000)),
             noise_schedule=str(flags.get("noise_schedule", "linear")),

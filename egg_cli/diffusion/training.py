@@ -123,6 +123,14 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for key in ("steps", "batch_size"):
         if int(tr[key]) < 1:
             raise EggError(f"training.{key}={tr[key]} must be a positive integer")
+    if not float(tr.lr) > 0 or not float(tr.weight_decay) >= 0 or not 0 <= float(tr.ema_decay) < 1:
+        raise EggError(
+            f"training.lr={tr.lr}, weight_decay={tr.weight_decay}, ema_decay={tr.ema_decay}: "
+            "expected lr > 0, weight_decay >= 0 and 0 <= ema_decay < 1"
+        )
+    for key in ("log_every", "checkpoint_every", "sample_count"):
+        if int(cfg[key]) < 1:
+            raise EggError(f"{key}={cfg[key]} must be a positive integer")
     model = UNetModel(spec.unet).to(device)
     ema = EMA(model, float(tr.ema_decay), bool(tr.ema_warmup))
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(tr.lr), weight_decay=float(tr.weight_decay))
