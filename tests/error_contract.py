@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-EGG = [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])"]
+from data_assets import EGG
+
 # no traceback switches from the caller's environment: the tests check the default behaviour
 ENV = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "EGG_DEBUG")} | {"OMP_NUM_THREADS": "1"}
 
