@@ -316,7 +316,7 @@ def write_group_outputs(
         summary["recovery"] = _recovery_summary(recovery)
         truth_volume = np.zeros(shape, dtype=np.int64)
         truth_volume[common] = truth_at
-    with atomic_path(out / "group.h5") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_hdf5(out / "group.h5") as f:
         f.create_dataset("layers", data=np.array(layers, dtype=h5py.string_dtype()))
         f.create_dataset("centres_voxel", data=np.argwhere(common))
         for name, value in (
