@@ -45,6 +45,15 @@ class FmriSimulationConfig:
     noise_fwhm_mm: float = 6.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Range checks (one line each), before any simulation: both output formats build on these."""
+        for key in ("voxel_size", "region_radius_mm", "brain_fraction"):
+            if not getattr(self, key) > 0:
+                raise EggError(f"volume.{key}={getattr(self, key)}; expected a positive number")
+        for key in ("signal_std", "noise_std", "white_noise_std", "noise_fwhm_mm"):
+            if not getattr(self, key) >= 0:
+                raise EggError(f"volume.{key}={getattr(self, key)}; expected zero or a positive number")
+
 
 @dataclass
 class SimulatedFmri:
@@ -157,12 +166,6 @@ def simulate_fmri(features: Mapping[str, np.ndarray], layers: Sequence[str], cfg
         raise EggError(f"rsm simulate: {k} images; expected at least 3 conditions")
     if cfg.n_runs < 1:
         raise EggError(f"n_runs={cfg.n_runs}; expected at least 1")
-    for key in ("voxel_size", "region_radius_mm", "brain_fraction"):
-        if not getattr(cfg, key) > 0:
-            raise EggError(f"volume.{key}={getattr(cfg, key)}; expected a positive number")
-    for key in ("signal_std", "noise_std", "white_noise_std", "noise_fwhm_mm"):
-        if not getattr(cfg, key) >= 0:
-            raise EggError(f"volume.{key}={getattr(cfg, key)}; expected zero or a positive number")
     rng = np.random.default_rng(cfg.seed)
     shape = tuple(int(s) for s in cfg.shape)
     affine = grid_affine(shape, cfg.voxel_size)
