@@ -1,0 +1,147 @@
+"""egg's submitit launchers: every job's outcome collected, failures reported in one short line.
+
+hydra-submitit-launcher returns ``job.results()`` job by job, so the first cancelled or failed
+job stops the submitting process while later jobs still run, and its error carries the job's
+whole stderr. These subclasses
+
+- fail the job *inside* the job when the egg command failed, so SLURM records ``FAILED``
+  (Hydra otherwise returns the failure as a value and the job exits 0: ``COMPLETED``);
+- check the request against the partition with ``sinfo`` before ``sbatch`` (SLURM only);
+- wait for every job of the array, then raise one :class:`SweepFailed` naming each failed job's
+  first error line and its log file; an interrupted wait cancels the jobs it submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+    BaseSubmititLauncher,
+    LocalLauncher,
+    SlurmLauncher,
+)
+
+from egg_cli.errors import EggError
+from egg_cli.sweeps.partition import check_request
+
+log = logging.getLogger("egg.sweep")
+
+
+class SweepFailed(CompactHydraException):
+    """Some jobs of a sweep did not finish; Hydra prints this one message and exits non-zero."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one submitted job ended, as the submitting process sees it."""
+
+    num: int
+    result: JobReturn | None  # None when the job raised or ended without a result
+    state: str  # the scheduler's state: COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
+    log_file: Path
+
+    def line(self) -> str:
+        """``job N <state>: <first error line> (log: <file>)`` for a job without a result."""
+        return f"job {self.num} {self.verb()}: {first_error_line(self.log_file, self.state)} (log: {self.log_file})"
+
+    def verb(self) -> str:
+        state = self.state.split()[0].upper() if self.state else ""
+        return {"CANCELLED": "cancelled", "TIMEOUT": "timed out", "OUT_OF_MEMORY": "ran out of memory"}.get(state, "failed")
+
+
+def first_error_line(log_file: Path, state: str) -> str:
+    """The text after ``error:`` on the first line of a job log that has one (egg's or slurmstepd's)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()
+    return f"ended without a result (state {state or 'unknown'})"
+
+
+def summary(outcomes: Sequence[Outcome], sweep_dir: str) -> str:
+    """One line: each job without a result, how many finished, and where every job's status is."""
+    failed = [o for o in outcomes if o.result is None]
+    return (
+        f"{'; '.join(o.line() for o in failed)}; {len(outcomes) - len(failed)} of {len(outcomes)} jobs finished"
+        f" (every job's status: egg collect {sweep_dir})"
+    )
+
+
+class _OutcomeLauncher(BaseSubmititLauncher):
+    """Shared behaviour of egg's local and SLURM launchers (see the module docstring)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """Run one job inside its process; raise its error so the process exits non-zero."""
+        result = super().__call__(*args, **kwargs)
+        if result.status == JobStatus.FAILED:
+            _ = result.return_value  # re-raises the job's exception (the error line is already logged)
+        return result
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Submit the jobs, wait for all of them, and raise :class:`SweepFailed` if any did not finish."""
+        import submitit
+
+        jobs: list[Any] = []
+        original = submitit.AutoExecutor.map_array
+
+        def keep_jobs(executor: Any, fn: Any, *iterables: Any) -> list[Any]:
+            jobs.extend(original(executor, fn, *iterables))
+            return []  # the plugin then collects no results: egg waits for the jobs below
+
+        submitit.AutoExecutor.map_array = keep_jobs
+        try:
+            super().launch(job_overrides, initial_job_idx)
+        finally:
+            submitit.AutoExecutor.map_array = original
+        outcomes = wait_for_all(jobs, initial_job_idx)
+        assert self.config is not None
+        if any(o.result is None for o in outcomes):
+            raise SweepFailed(summary(outcomes, str(self.config.hydra.sweep.dir)))
+        return [o.result for o in outcomes if o.result is not None]
+
+
+def wait_for_all(jobs: Sequence[Any], initial_job_idx: int) -> list[Outcome]:
+    """Wait for every submitit job; on Ctrl-C cancel those still queued or running and re-raise."""
+    from submitit.core.utils import pickle_load
+
+    try:
+        for job in jobs:
+            job.wait()
+    except KeyboardInterrupt:
+        for job in jobs:
+            if not job.done():
+                job.cancel(check=False)
+        log.warning("interrupted: cancelled the sweep's unfinished jobs (%s)", ", ".join(str(j.job_id) for j in jobs))
+        raise
+    outcomes = []
+    for num, job in enumerate(jobs, start=initial_job_idx):
+        result = None
+        if job.paths.result_pickle.exists():
+            kind, value = pickle_load(job.paths.result_pickle)
+            result = value if kind == "success" else None
+        outcomes.append(Outcome(num, result, "COMPLETED" if result is not None else job.state, job.paths.stderr))
+    return outcomes
+
+
+class EggLocalLauncher(_OutcomeLauncher, LocalLauncher):
+    """Sweep jobs as local subprocesses (``hydra/launcher=submitit_local``)."""
+
+
+class EggSlurmLauncher(_OutcomeLauncher, SlurmLauncher):
+    """Sweep jobs as one SLURM array (``hydra/launcher=submitit_slurm``), checked against the partition first."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        try:
+            check_request(self.params)
+        except EggError as err:  # before anything is submitted: one line, exit 2 (egg_cli.cli)
+            raise CompactHydraException(str(err)) from err
+        return super().launch(job_overrides, initial_job_idx)
