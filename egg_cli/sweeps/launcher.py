@@ -1,8 +1,8 @@
-"""egg's submitit launchers: every job's outcome collected, failures reported in one short line.
+"""egg's submitit launcher behaviour: every job's outcome collected, failures reported in one line.
 
 hydra-submitit-launcher returns ``job.results()`` job by job, so the first cancelled or failed
 job stops the submitting process while later jobs still run, and its error carries the job's
-whole stderr. These subclasses
+whole stderr. egg's launchers (``hydra_plugins/egg_launcher``, where Hydra looks for plugins)
 
 - fail the job *inside* the job when the egg command failed, so SLURM records ``FAILED``
   (Hydra otherwise returns the failure as a value and the job exits 0: ``COMPLETED``);
@@ -21,11 +21,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
-    BaseSubmititLauncher,
-    LocalLauncher,
-    SlurmLauncher,
-)
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 from egg_cli.errors import EggError
 from egg_cli.sweeps.partition import check_request
@@ -76,8 +72,8 @@ def summary(outcomes: Sequence[Outcome], sweep_dir: str) -> str:
     )
 
 
-class _OutcomeLauncher(BaseSubmititLauncher):
-    """Shared behaviour of egg's local and SLURM launchers (see the module docstring)."""
+class OutcomeLauncher(BaseSubmititLauncher):
+    """A submitit launcher that fails jobs inside the job and reports every outcome (see the module docstring)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         """Run one job inside its process; raise its error so the process exits non-zero."""
@@ -132,12 +128,8 @@ def wait_for_all(jobs: Sequence[Any], initial_job_idx: int) -> list[Outcome]:
     return outcomes
 
 
-class EggLocalLauncher(_OutcomeLauncher, LocalLauncher):
-    """Sweep jobs as local subprocesses (``hydra/launcher=submitit_local``)."""
-
-
-class EggSlurmLauncher(_OutcomeLauncher, SlurmLauncher):
-    """Sweep jobs as one SLURM array (``hydra/launcher=submitit_slurm``), checked against the partition first."""
+class PartitionCheckedLauncher(OutcomeLauncher):
+    """An :class:`OutcomeLauncher` for SLURM that checks the request against the partition before sbatch."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         try:
