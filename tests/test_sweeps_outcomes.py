@@ -11,7 +11,7 @@ from egg_cli.sweeps.launcher import Outcome, first_error_line, summary, wait_for
 
 
 class FakeJob:
-    """A submitit job seen from the submitting process: its files, its scheduler state, wait()."""
+    """A submitit job seen from the submitting process: its files, its scheduler state, done()."""
 
     def __init__(self, folder: Path, job_id: str, state: str, result: tuple | None = None, interrupt: bool = False):
         folder.mkdir(parents=True, exist_ok=True)
@@ -20,12 +20,11 @@ class FakeJob:
         if result is not None:
             cloudpickle_dump(result, self.paths.result_pickle)
 
-    def wait(self) -> None:
-        if self.interrupt:
-            raise KeyboardInterrupt
-
     def done(self) -> bool:
-        return self.paths.result_pickle.exists()
+        if self.interrupt:  # Ctrl-C arrives while the submitting process polls this job
+            self.interrupt = False
+            raise KeyboardInterrupt
+        return self.paths.result_pickle.exists() or self.state in ("CANCELLED", "FAILED", "TIMEOUT")
 
     def cancel(self, check: bool = True) -> None:
         self.cancelled = True
@@ -63,7 +62,7 @@ def test_every_job_is_waited_for_and_the_summary_names_each_failed_job_once(tmp_
         FakeJob(tmp_path / "7_3", "7_3", "COMPLETED", ("success", completed())),
     ]
     jobs[2].paths.stderr.write_text("x" * 20_000 + "\negg: error: boom\n")
-    outcomes = wait_for_all(jobs, initial_job_idx=0)
+    outcomes = wait_for_all(jobs, initial_job_idx=0, poll_s=0)
     assert [o.result is not None for o in outcomes] == [True, False, False, True]
     line = summary(outcomes, "sweeps/s")
     assert line.startswith("job 1 cancelled: ended without a result (state CANCELLED) (log: ")
@@ -79,5 +78,22 @@ def test_an_interrupted_wait_cancels_the_jobs_still_queued_or_running(tmp_path):
         FakeJob(tmp_path / "8_2", "8_2", "PENDING"),
     ]
     with pytest.raises(KeyboardInterrupt):
-        wait_for_all(jobs, initial_job_idx=0)
+        wait_for_all(jobs, initial_job_idx=0, poll_s=0)
     assert [j.cancelled for j in jobs] == [False, True, True]
+
+
+def test_a_task_the_scheduler_forgot_ends_the_wait_as_cancelled_after_two_polls(tmp_path):
+    jobs = [
+        FakeJob(tmp_path / "9_0", "9_0", "COMPLETED", ("success", completed())),
+        FakeJob(tmp_path / "9_1", "9_1", "UNKNOWN"),  # cancelled while pending: no sacct or squeue record
+    ]
+    asked = []
+
+    def gone(waiting):
+        asked.append([j.job_id for j in waiting])
+        return {"9_1"}
+
+    outcomes = wait_for_all(jobs, initial_job_idx=0, gone=gone, poll_s=0)
+    assert asked == [["9_1"], ["9_1"]]
+    assert outcomes[1].verb() == "cancelled" and outcomes[1].result is None
+    assert "no record in squeue or sacct" in outcomes[1].line()

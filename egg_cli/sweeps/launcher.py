@@ -14,7 +14,9 @@ whole stderr. egg's launchers (``hydra_plugins/egg_launcher``, where Hydra looks
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import subprocess
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,11 @@ class OutcomeLauncher(BaseSubmititLauncher):
             _ = result.return_value  # re-raises the job's exception (the error line is already logged)
         return result
 
+    @staticmethod
+    def gone(jobs: Sequence[Any]) -> set[str]:
+        """Ids of jobs the scheduler has forgotten (none for local jobs: their processes are watched)."""
+        return set()
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit the jobs, wait for all of them, and raise :class:`SweepFailed` if any did not finish."""
         import submitit
@@ -98,20 +105,38 @@ class OutcomeLauncher(BaseSubmititLauncher):
             super().launch(job_overrides, initial_job_idx)
         finally:
             submitit.AutoExecutor.map_array = original
-        outcomes = wait_for_all(jobs, initial_job_idx)
+        outcomes = wait_for_all(jobs, initial_job_idx, self.gone)
         assert self.config is not None
         if any(o.result is None for o in outcomes):
             raise SweepFailed(summary(outcomes, str(self.config.hydra.sweep.dir)))
         return [o.result for o in outcomes if o.result is not None]
 
 
-def wait_for_all(jobs: Sequence[Any], initial_job_idx: int) -> list[Outcome]:
-    """Wait for every submitit job; on Ctrl-C cancel those still queued or running and re-raise."""
+def wait_for_all(
+    jobs: Sequence[Any],
+    initial_job_idx: int,
+    gone: Callable[[Sequence[Any]], set[str]] = lambda jobs: set(),
+    poll_s: float = 2.0,
+) -> list[Outcome]:
+    """Wait for every submitit job; on Ctrl-C cancel those still queued or running and re-raise.
+
+    ``gone(jobs)`` names the jobs the scheduler no longer knows (e.g. an array task cancelled
+    while pending leaves no record in sacct or squeue); one named at two polls in a row ends.
+    """
     from submitit.core.utils import pickle_load
 
+    left, strikes, vanished = list(jobs), dict.fromkeys((j.job_id for j in jobs), 0), set()
     try:
-        for job in jobs:
-            job.wait()
+        while left:
+            missing = gone([j for j in left if not j.done()])
+            for job in list(left):
+                strikes[job.job_id] = strikes[job.job_id] + 1 if job.job_id in missing else 0
+                if strikes[job.job_id] >= 2:
+                    vanished.add(job.job_id)
+                if job.done() or job.job_id in vanished:
+                    left.remove(job)
+            if left:
+                time.sleep(poll_s)
     except KeyboardInterrupt:
         for job in jobs:
             if not job.done():
@@ -124,12 +149,39 @@ def wait_for_all(jobs: Sequence[Any], initial_job_idx: int) -> list[Outcome]:
         if job.paths.result_pickle.exists():
             kind, value = pickle_load(job.paths.result_pickle)
             result = value if kind == "success" else None
-        outcomes.append(Outcome(num, result, "COMPLETED" if result is not None else job.state, job.paths.stderr))
+        state = "COMPLETED" if result is not None else job.state
+        if job.job_id in vanished:
+            state = "CANCELLED before it started (no record in squeue or sacct)"
+        outcomes.append(Outcome(num, result, state, job.paths.stderr))
     return outcomes
 
 
+def unknown_to_slurm(jobs: Sequence[Any]) -> set[str]:
+    """Ids of array tasks that neither sacct (submitit's state UNKNOWN) nor ``squeue --states=all`` lists."""
+    unknown = [j for j in jobs if j.state == "UNKNOWN"]
+    if not unknown:
+        return set()
+    arrays = sorted({str(j.job_id).split("_")[0] for j in unknown})
+    try:
+        queue = subprocess.run(
+            ["squeue", "--noheader", "--array", "--states=all", "--format=%i", f"--jobs={','.join(arrays)}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return set()  # no answer now: ask again at the next poll
+    if queue.returncode != 0:
+        return set()
+    listed = set(queue.stdout.split())
+    return {j.job_id for j in unknown if j.job_id not in listed}
+
+
 class PartitionCheckedLauncher(OutcomeLauncher):
-    """An :class:`OutcomeLauncher` for SLURM that checks the request against the partition before sbatch."""
+    """An :class:`OutcomeLauncher` for SLURM: the request checked against the partition before sbatch,
+    and array tasks that SLURM forgot (cancelled while pending) counted as ended."""
+
+    gone = staticmethod(unknown_to_slurm)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         try:
