@@ -137,17 +137,18 @@ def test_a_cancelled_job_does_not_stop_the_wait_for_the_rest_of_the_array(tmp_pa
         time.sleep(0.2)
     assert pending, f"job 1 was never seen pending: {queue}"
     subprocess.run(["scancel", pending], check=True)
-    _, stderr = proc.communicate(timeout=240)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
 
     assert proc.returncode == 2, stderr[-3000:]
     (line,) = [ln for ln in stderr.splitlines() if ln.startswith("egg: error:")]
     assert "job 1 cancelled: ended without a result (state CANCELLED" in line
     assert line.endswith(f"2 of 3 jobs finished (every job's status: egg collect {sweep})")
     array = pending.split("_")[0]
-    assert sacct_states([f"{array}_0", pending, f"{array}_2"]) == {
-        f"{array}_0": "COMPLETED 0:0",
-        pending: "CANCELLED 0:0",
-        f"{array}_2": "COMPLETED 0:0",
-    }
+    # SLURM keeps no record of an array task cancelled while pending: egg ends its wait through squeue
+    assert sacct_states([f"{array}_0", f"{array}_2"]) == {f"{array}_0": "COMPLETED 0:0", f"{array}_2": "COMPLETED 0:0"}
+    assert "no record in squeue or sacct" in line
     collected = egg("collect", str(sweep), cwd=tmp_path)
     assert "3 jobs: 2 finished, 0 failed, 0 running, 1 missing" in collected.stdout
