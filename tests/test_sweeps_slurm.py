@@ -120,7 +120,7 @@ def test_a_request_larger_than_any_node_is_refused_before_sbatch(tmp_path):
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "egg: error: the sweep's jobs cannot run on partition" in run.stderr
     assert "hydra.launcher.cpus_per_task=100000 >" in run.stderr
-    assert not (sweep / ".submitit").exists()  # nothing was submitted
+    assert not sweep.exists()  # nothing submitted, nothing left behind
 
 
 def test_a_cancelled_job_does_not_stop_the_wait_for_the_rest_of_the_array(tmp_path):

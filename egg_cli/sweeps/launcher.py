@@ -14,6 +14,7 @@ whole stderr. egg's launchers (``hydra_plugins/egg_launcher``, where Hydra looks
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -187,5 +188,9 @@ class PartitionCheckedLauncher(OutcomeLauncher):
         try:
             check_request(self.params)
         except EggError as err:  # before anything is submitted: one line, exit 2 (egg_cli.cli)
+            assert self.config is not None
+            sweep_dir = Path(str(self.config.hydra.sweep.dir))
+            if {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:  # a new sweep: leave nothing behind
+                shutil.rmtree(sweep_dir)
             raise CompactHydraException(str(err)) from err
         return super().launch(job_overrides, initial_job_idx)
