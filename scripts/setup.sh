@@ -13,7 +13,9 @@ if [ ! -e "$stamp" ]; then
     # torch and torchvision are pinned as a pair here (a mismatched pair fails to import);
     # pyproject.toml keeps ranges so cluster users can bring their own build.
     .venv/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # compat mode puts the checkout on sys.path, so Hydra's plugin scan finds hydra_plugins/egg_launcher
+    # (the default editable finder hides it from pkgutil)
+    .venv/bin/python -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
     rm -f .venv/.egg-setup-*
     touch "$stamp"
 fi

@@ -1,7 +1,5 @@
 """The launcher presets compose on top of hydra-submitit-launcher's configs and reach sbatch."""
 
-import os
-
 import pytest
 import submitit
 from hydra import compose, initialize_config_dir
@@ -19,12 +17,12 @@ def launcher_config(*overrides: str, sweep_dir: str = "/sweeps/s1"):
         return compose("simulate", overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"], return_hydra_config=True)
 
 
-def test_slurm_preset_exposes_partition_gpus_cpus_memory_time_over_the_plugin_schema():
+def test_slurm_preset_requests_no_gpu_and_exposes_partition_cpus_memory_time_over_the_plugin_schema():
     launcher = launcher_config("hydra/launcher=submitit_slurm").hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_ == "hydra_plugins.egg_launcher.EggSlurmLauncher"
     assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min) == (
         None,
-        1,
+        None,
         8,
         32,
         240,
@@ -34,6 +32,18 @@ def test_slurm_preset_exposes_partition_gpus_cpus_memory_time_over_the_plugin_sc
         launcher_config("hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=lots")
 
 
+def test_slurm_gpu_preset_adds_one_gpu_per_job_to_the_slurm_preset():
+    launcher = launcher_config("hydra/launcher=submitit_slurm_gpu").hydra.launcher
+    assert launcher._target_ == "hydra_plugins.egg_launcher.EggSlurmLauncher"
+    assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb) == (1, 8, 32)
+
+
+def test_cpu_slurm_sweep_script_has_no_gpu_request(tmp_path, monkeypatch):
+    ((script, _),) = submitted_scripts(tmp_path, monkeypatch, "hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=2")
+    assert "gpu" not in script.lower()
+    assert "#SBATCH --cpus-per-task=2\n" in script
+
+
 def test_local_preset_hides_gpus_and_gives_each_job_one_core_by_default():
     launcher = launcher_config("hydra/launcher=submitit_local").hydra.launcher
     assert launcher._target_.endswith("LocalLauncher")
@@ -41,11 +51,12 @@ def test_local_preset_hides_gpus_and_gives_each_job_one_core_by_default():
     assert launcher.submitit_folder == "/sweeps/s1/.submitit/%j"
 
 
-def test_slurm_preset_values_arrive_in_the_sbatch_script(tmp_path, monkeypatch):
-    # submitit's SLURM executor only needs `srun` to exist; the array submission itself is intercepted
+def submitted_scripts(tmp_path, monkeypatch, *overrides):
+    """The sbatch scripts a sweep of three jobs would submit (sbatch itself is intercepted), with job counts."""
+    # submitit's SLURM executor only needs `srun` to exist; no `sinfo` on PATH: the partition check is skipped
+    monkeypatch.setenv("PATH", str(tmp_path))
     (tmp_path / "srun").write_text("#!/bin/sh\nexit 1\n")
     (tmp_path / "srun").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     scripts = []
 
     def map_array(self, fn, *args):
@@ -53,19 +64,24 @@ def test_slurm_preset_values_arrive_in_the_sbatch_script(tmp_path, monkeypatch):
         return []
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
-    cfg = launcher_config(
+    cfg = launcher_config(*overrides, sweep_dir=str(tmp_path / "sweep"))
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.config = cfg
+    assert launcher.launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0) == []
+    return scripts
+
+
+def test_slurm_preset_values_arrive_in_the_sbatch_script(tmp_path, monkeypatch):
+    ((script, n_jobs),) = submitted_scripts(
+        tmp_path,
+        monkeypatch,
         "hydra/launcher=submitit_slurm",
         "hydra.launcher.partition=gpu",
         "hydra.launcher.gpus_per_node=2",
         "hydra.launcher.cpus_per_task=12",
         "hydra.launcher.mem_gb=64",
         "hydra.launcher.timeout_min=90",
-        sweep_dir=str(tmp_path / "sweep"),
     )
-    launcher = instantiate(cfg.hydra.launcher)
-    launcher.config = cfg
-    assert launcher.launch([["seed=0"], ["seed=1"], ["seed=2"]], initial_job_idx=0) == []
-    ((script, n_jobs),) = scripts
     assert n_jobs == 3
     for line in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=12", "--mem=64GB", "--time=90"):
         assert f"#SBATCH {line}\n" in script

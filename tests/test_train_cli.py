@@ -158,3 +158,11 @@ def test_multirun_over_seeds_trains_an_ensemble(toy, tmp_path):
     a, b = (m(x) for m in ensemble.members)
     assert not torch.allclose(a, b)  # different seeds, different models
     assert torch.allclose(ensemble(x), (a + b) / 2)
+
+
+def test_progress_false_keeps_the_epoch_bars_out_of_the_log(toy, tmp_path):
+    args = [f"dataset_path={toy / 'b.h5'}", *TINY, "trainer.max_epochs=1"]
+    shown = egg_train(*args, f"hydra.run.dir={tmp_path / 'bars'}")
+    hidden = egg_train(*args, "progress=false", f"hydra.run.dir={tmp_path / 'quiet'}")
+    assert "epoch 1:" in shown.stderr and "batch" in shown.stderr
+    assert "epoch 1:" not in hidden.stderr and "batch/s" not in hidden.stderr

@@ -102,7 +102,16 @@ def run(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "init_checkpoint": cfg.get("init_checkpoint"),
     }
-    state = fit(model, dataset, trainer, app.final_dir() / STATE_NAME, seed=int(cfg.seed), device=device, fingerprint=fingerprint)
+    state = fit(
+        model,
+        dataset,
+        trainer,
+        app.final_dir() / STATE_NAME,
+        seed=int(cfg.seed),
+        device=device,
+        fingerprint=fingerprint,
+        progress=bool(cfg.progress),
+    )
 
     tiers = [t for t in ("validation", "test") if len(dataset.trials(t))]
     per_neuron = {t: score_tier(model, dataset, t, trainer.eval_batch_size, device) for t in tiers}

@@ -104,12 +104,14 @@ def fit(
     device: torch.device | str = "cpu",
     fingerprint: dict[str, Any] | None = None,
     on_epoch: Callable[[TrainingState], None] | None = None,
+    progress: bool = True,
 ) -> TrainingState:
     """Train ``model`` on the train tier, early-stopping on validation correlation; restore the best weights.
 
     ``fingerprint`` (model config, dataset, neuron count) is stored with the state; resuming from
     a state written under a different fingerprint raises :class:`EggError`. ``on_epoch`` is called
-    after each epoch's state is saved (used by tests to interrupt).
+    after each epoch's state is saved (used by tests to interrupt); ``progress=False`` hides the
+    per-epoch batch bar (cluster job logs).
     """
     config.check()
     device = torch.device(device)
@@ -155,7 +157,9 @@ def fit(
         total, count = 0.0, 0
         batches = dataset.dataloader("train", batch_size=config.batch_size, shuffle=True, seed=seed * 100_003 + epoch)
         budget_left = math.inf if config.max_minutes is None else 60 * config.max_minutes - state.seconds
-        for images, responses in tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch"):
+        for images, responses in tqdm(
+            batches, total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=not progress
+        ):
             if time.perf_counter() - started >= budget_left:
                 log.info("trainer.max_minutes=%s reached inside epoch %d: ending it early", config.max_minutes, epoch)
                 break
