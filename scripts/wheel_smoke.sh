@@ -29,7 +29,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 step "egg --version / --help"
 "$egg" --version
-"$egg" rsm --help | grep -q "rsm map"
+"$egg" rsm --help > rsm_help.txt && grep -q "rsm map" rsm_help.txt
 step "egg simulate"
 "$egg" simulate dataset=v4_sim_tiny progress=false hydra.run.dir=sim
 "$egg" info sim/dataset.h5 > /dev/null

@@ -61,14 +61,22 @@ USAGE = "usage: egg <command> [hydra overrides...]   (egg <command> --help for i
 
 
 def print_help(family: str | None = None) -> None:
-    """List every command, or only the subcommands of a two-word family such as ``rsm``."""
+    """List every command, or only the subcommands of a two-word family such as ``rsm``; a reader that
+    leaves early (``egg --help | head -3``) is not an error."""
+    try:
+        _write_help(family)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _write_help(family: str | None) -> None:
     names = [name for name in COMMANDS if family is None or name.startswith(f"{family} ")]
     print(USAGE if family is None else f"usage: egg {family} <subcommand> [hydra overrides...]")
     print("\ncommands:" if family is None else "\nsubcommands:")
     width = max(len(name) for name in names)
     for name in names:
         print(f"  {name:<{width}}  {COMMANDS[name].summary}")
-    print("\nerrors print one line and exit 2; set debug=true or HYDRA_FULL_ERROR=1 for a traceback.")
+    print("\nerrors print one line and exit 2; set debug=true or HYDRA_FULL_ERROR=1 for a traceback.", flush=True)
 
 
 def _families() -> set[str]:
