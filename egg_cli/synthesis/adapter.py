@@ -116,6 +116,15 @@ class ImageAdapter(nn.Module):
         w = max(1, round(hs * wt / ht))
         return 0, (ws - w) // 2, hs, w
 
+    @classmethod
+    def for_dataset_images(cls, source_shape: Sequence[int], model: nn.Module) -> ImageAdapter:
+        """Adapter from a dataset's raw images (see :meth:`from_raw`) to ``model``'s input, norm unchanged."""
+        return cls(source_shape, model.input_shape, float(model.pixel_mean), float(model.pixel_std), source_space="zscored")
+
+    def from_raw(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw pixel images z-scored with the model's statistics, then resized and converted to its input."""
+        return self((raw - self.pixel_mean) / self.pixel_std)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map a generator batch to z-scored model inputs at the fixed contrast."""
         if tuple(images.shape[1:]) != self.source_shape:

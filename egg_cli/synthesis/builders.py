@@ -53,16 +53,8 @@ def neuron(
 
 def zscored_model_images(images_raw: np.ndarray, model: nn.Module, norm: float | None) -> torch.Tensor:
     """Raw dataset images -> the model's input (z-scored, resized, channels) at L2 norm ``norm``."""
-    adapter = ImageAdapter(
-        images_raw.shape[1:],
-        model.input_shape,
-        float(model.pixel_mean),
-        float(model.pixel_std),
-        source_space="zscored",
-        norm=None,
-    )
-    raw = torch.as_tensor(images_raw, dtype=torch.float32)
-    images = adapter((raw - adapter.pixel_mean) / adapter.pixel_std)
+    adapter = ImageAdapter.for_dataset_images(images_raw.shape[1:], model)
+    images = adapter.from_raw(torch.as_tensor(images_raw, dtype=torch.float32))
     return images if norm is None else project_norm(images, norm)
 
 

@@ -43,19 +43,11 @@ def natural_reference(
     n = len(images_raw)
     indices = np.arange(n) if indices is None else np.asarray(indices)
     top_k = int(min(top_k, n))
-    adapter = ImageAdapter(
-        images_raw.shape[1:],
-        model.input_shape,
-        float(model.pixel_mean),
-        float(model.pixel_std),
-        source_space="zscored",
-        norm=None,
-        fit="resize",
-    ).to(device)
+    adapter = ImageAdapter.for_dataset_images(images_raw.shape[1:], model).to(device)
     fixed_scores, native_scores, norms = [], [], []
     for i in tqdm(range(0, n, batch_size), desc="natural images", disable=not progress, leave=False):
         raw = torch.as_tensor(images_raw[i : i + batch_size], dtype=torch.float32, device=device)
-        native = adapter((raw - adapter.pixel_mean) / adapter.pixel_std)
+        native = adapter.from_raw(raw)
         norms.append(image_norms(native).cpu())
         native_scores.append(objective.score_all(native).float().cpu())
         fixed = native if norm is None else project_norm(native, norm)
@@ -66,7 +58,7 @@ def natural_reference(
     top_images = []
     for row in order:
         raw = torch.as_tensor(images_raw[row], dtype=torch.float32, device=device)
-        native = adapter((raw - adapter.pixel_mean) / adapter.pixel_std)
+        native = adapter.from_raw(raw)
         top_images.append((native if norm is None else project_norm(native, norm)).cpu().numpy())
     native_best = np.argmax(native_all, axis=1)
     return {
