@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 EGG = [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])"]
+
+
+def run_egg(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """``egg <args>`` in a subprocess with matplotlib's Agg backend, output captured as text."""
+    return subprocess.run(
+        [*EGG, *args], cwd=cwd, env={**env, "MPLBACKEND": "Agg"}, capture_output=True, text=True, timeout=timeout
+    )
+
+
 TINY = ["dataset=v4_sim_tiny", "report.example_neurons=4", "progress=false"]
 
 

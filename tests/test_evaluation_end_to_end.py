@@ -4,12 +4,12 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_assets import run_egg
 
 from egg_cli.models import build_model, save_checkpoint
 from egg_cli.simulation import SimulationConfig, load_ground_truth, simulate, write_simulation
@@ -30,15 +30,7 @@ MODEL_CFG = {
 
 
 def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_egg(*args, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def checkpoint(path: Path, dataset_neurons: np.ndarray, mean: float, std: float, seed: int) -> Path:

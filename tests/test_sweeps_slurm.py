@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from data_assets import run_egg
 
 
 def cluster_missing() -> str | None:
@@ -45,15 +46,7 @@ SMALL_JOBS = [
 
 
 def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_egg(*args, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
 
 
 def sacct_states(job_ids: list[str], timeout_s: float = 60) -> dict[str, str]:

@@ -9,10 +9,10 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from data_assets import run_egg
 
 TINY = [
     "dataset.n_neurons=3",
@@ -33,15 +33,8 @@ SWEEP = ["dataset.overdispersion=0.0,-1,0.2"]
 def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # no OMP_NUM_THREADS: the job's torch thread count must come from hydra.launcher.cpus_per_task
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    env.update(MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from egg_cli.cli import main; main(sys.argv[1:])", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env.update(MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return run_egg(*args, cwd=cwd, env=env, timeout=600)
 
 
 def launch(sweep: Path) -> subprocess.CompletedProcess:
