@@ -43,7 +43,7 @@ def parse_noise(text: str) -> list[float | None]:
 
 
 def build_method(name: str, budget: int, generator: dict[str, Any], noise: float | None, reference: np.ndarray):
-    from egg_cli.synthesis.blackbox import CMAES, XDream
+    from egg_cli.synthesis import CMAES, XDream
 
     kind, extra = METHODS[name]
     noise_options = {} if noise is None else {"max_count": noise, "reference_rates": reference.tolist()}
@@ -79,6 +79,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from egg_cli.data import load_dataset
+    from egg_cli.diffusion import prior_config
     from egg_cli.runtime import resolve_device, seed_everything
     from egg_cli.synthesis.adapter import contrast_norm
     from egg_cli.synthesis.ga import GradientAscent
@@ -114,7 +115,10 @@ def main() -> None:
     objective = NeuronObjective(model, neurons)
     norm = contrast_norm(model.input_shape, 0.25)
     images = np.asarray(dataset.images)
-    generator = {"kind": "pixel", "grid": args.grid} if args.generator == "pixel" else {"kind": "prior"}
+    if args.generator == "pixel":
+        generator = {"_target_": "egg_cli.synthesis.blackbox.generators.pixel_generator", "grid": args.grid}
+    else:
+        generator = {"_target_": "egg_cli.synthesis.blackbox.generators.prior_generator", "prior": prior_config("default")}
 
     start = time.perf_counter()
     natural = natural_reference(objective, images, norm, device, top_k=1, progress=False)["score"][:, 0].astype(np.float64)

@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args()
 
+    from egg_cli.diffusion import prior_config
     from egg_cli.models import load_model
     from egg_cli.runtime import resolve_device, seed_everything
     from egg_cli.synthesis import EnergyGuidedDiffusion, GradientAscent, NeuronObjective, natural_reference, synthesize
@@ -71,7 +72,7 @@ def main() -> None:
     ga = GradientAscent(steps=args.ga_steps)
     runs["ga"], _ = timed(lambda: synthesize(ga, objective, seeds, device, batch_size=n, progress=False))
     for steps in ("50", "100"):
-        egg = EnergyGuidedDiffusion(prior=args.prior, steps=steps, energy_scale=args.energy_scale)
+        egg = EnergyGuidedDiffusion(prior=prior_config(args.prior), steps=steps, energy_scale=args.energy_scale)
         egg.prepare(objective, model.input_shape, device)  # load the prior outside the timing
         runs[f"egg{steps}"], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))  # noqa: B023 (called at once)
     natural = None

@@ -47,7 +47,7 @@ def test_cmaes_on_the_ground_truth_with_spike_noise_reports_noise_free_scores(si
         "neurons=[0,2]",
         "seeds=[0]",
         "generator.grid=6",
-        "method.scorer.kind=ground_truth",
+        "scorer=ground_truth",
         "method.noise.max_count=5",
         "ground_truth=true",
     )

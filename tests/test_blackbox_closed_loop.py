@@ -149,12 +149,12 @@ def test_closed_loop_session_against_the_simulated_rig_script(simulated, tmp_pat
         "neurons=[1,3]",
         "seeds=[0]",
         "generator.grid=6",
-        "method.scorer.kind=closed_loop",
-        f"method.scorer.exchange={exchange}",
-        "method.scorer.poll_s=0.05",
+        "scorer=closed_loop",
+        f"scorer.exchange={exchange}",
+        "scorer.poll_s=0.05",
         "natural.enabled=false",
     ]
-    proc = subprocess.run([*command, "method.scorer.timeout_s=1"], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([*command, "scorer.timeout_s=1"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2
     assert "closed loop: no" in proc.stderr and "gen_0000/responses.csv" in proc.stderr and "hydra.run.dir" in proc.stderr
     assert (exchange / "gen_0000" / "manifest.json").exists() and not (out / "synthesis.h5").exists()
@@ -183,7 +183,7 @@ def test_closed_loop_session_against_the_simulated_rig_script(simulated, tmp_pat
         env=env,
     )
     try:
-        proc = subprocess.run([*command, "method.scorer.timeout_s=120"], capture_output=True, text=True, env=env, timeout=400)
+        proc = subprocess.run([*command, "scorer.timeout_s=120"], capture_output=True, text=True, env=env, timeout=400)
         rig_out, _ = rig.communicate(timeout=60)
     finally:
         if rig.poll() is None:
@@ -216,5 +216,5 @@ def test_closed_loop_session_against_the_simulated_rig_script(simulated, tmp_pat
         assert f["extras/codes"].shape == (2, 1, 36)
         assert np.isnan(f["extras/final_expected_score"][()]).all()  # a rig gives no noise-free score
         settings = json.loads(f.attrs["method_settings"])
-        assert settings["scorer"]["kind"] == "closed_loop"
+        assert settings["scorer_resolved"]["scorer"] == "closed_loop"
     assert (out / "best_so_far.csv").exists() and (out / "best_so_far.png").exists()

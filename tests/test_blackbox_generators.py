@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+import egg_cli.configs
+from egg_cli.diffusion import prior_config
 from egg_cli.errors import EggError
 from egg_cli.synthesis.adapter import ImageAdapter
-from egg_cli.synthesis.blackbox.generators import DeePSiMFc6, DeePSiMGenerator, PixelGenerator, PriorGenerator, build_generator
+from egg_cli.synthesis.blackbox.generators import DeePSiMFc6, DeePSiMGenerator, PixelGenerator, PriorGenerator, prior_generator
 
 
 def test_pixel_generator_upsamples_a_coarse_grid_to_the_model_input():
@@ -114,10 +118,24 @@ def test_deepsim_generator_rejects_missing_and_incompatible_weights(tmp_path):
         DeePSiMGenerator("???")
 
 
-def test_build_generator_names_unknown_kinds():
-    assert isinstance(build_generator("pixel", (1, 16, 16), torch.device("cpu"), grid=8), PixelGenerator)
-    with pytest.raises(EggError, match="generator.kind='gan'"):
-        build_generator("gan", (1, 16, 16), torch.device("cpu"))
+def _generator_entry(name: str, **options):
+    """configs/generator/<name>.yaml as shipped, with ``options`` replaced."""
+    entry = OmegaConf.to_container(OmegaConf.load(Path(egg_cli.configs.__file__).parent / "generator" / f"{name}.yaml"))
+    return {**entry, **options}
+
+
+def test_generator_configs_build_their_generator_for_the_model_shape():
+    pixel = instantiate(_generator_entry("pixel"), shape=(1, 16, 24), device=torch.device("cpu"))
+    assert isinstance(pixel, PixelGenerator) and (pixel.rows, pixel.cols) == (16, 24) and pixel.shape == (1, 16, 24)
+    deepsim = instantiate(_generator_entry("deepsim", weights="random"), shape=(1, 16, 16), device=torch.device("cpu"))
+    assert isinstance(deepsim, DeePSiMGenerator) and deepsim.shape == (3, 256, 256)
+
+
+def test_prior_generator_refuses_a_prior_name_in_place_of_its_config():
+    with pytest.raises(
+        EggError, match="generator.prior='spectral': expected the prior group's config; choose the prior with prior="
+    ):
+        prior_generator((1, 16, 16), torch.device("cpu"), prior="spectral")
 
 
 @pytest.mark.slow
@@ -126,12 +144,12 @@ def test_prior_generator_with_the_spectral_prior_drives_a_model_through_the_adap
     sys.path.insert(0, str(Path(__file__).parent))
     from synthesis_toys import TinyCNN
 
-    from egg_cli.synthesis.blackbox import XDream
+    from egg_cli.synthesis import XDream
     from egg_cli.synthesis.objectives import NeuronObjective
     from egg_cli.synthesis.runner import synthesize
 
-    options = {"kind": "prior", "prior": "spectral", "steps": "5", "prior_options": {"image_size": 16, "fit_crops": 200}}
-    gen = build_generator(options.pop("kind"), (1, 20, 20), torch.device("cpu"), **options)
+    spectral = prior_config("spectral", image_size=16, fit_crops=200)
+    gen = prior_generator((1, 20, 20), torch.device("cpu"), prior=spectral, steps="5")
     codes = torch.randn(3, gen.code_dim)
     images = gen(codes)
     assert images.shape == (3, 1, 16, 16) and images.abs().max() <= 1
@@ -139,7 +157,7 @@ def test_prior_generator_with_the_spectral_prior_drives_a_model_through_the_adap
     objective = NeuronObjective(TinyCNN(n_neurons=2, size=20), [0, 1])
     method = XDream(
         budget=120,
-        generator={"kind": "prior", "prior": "spectral", "steps": "5", "prior_options": {"image_size": 16, "fit_crops": 200}},
+        generator={"_target_": "egg_cli.synthesis.blackbox.generators.prior_generator", "prior": spectral, "steps": "5"},
     )
     result = synthesize(method, objective, [0], torch.device("cpu"), progress=False)
     assert result.generator_images.shape == (2, 1, 1, 16, 16) and result.images.shape == (2, 1, 1, 20, 20)

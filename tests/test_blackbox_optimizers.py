@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from egg_cli.errors import EggError
-from egg_cli.synthesis.blackbox.cmaes import CMAOptimizer, SphereCMA, exp_map
-from egg_cli.synthesis.blackbox.xdream import GeneticOptimizer, xdream_fitness
+from egg_cli.synthesis.blackbox.cma_optimizers import CMAOptimizer, SphereCMA, exp_map
+from egg_cli.synthesis.blackbox.genetic import GeneticOptimizer, xdream_fitness
 
 DIM = 32
 

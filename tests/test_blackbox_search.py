@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from egg_cli.errors import EggError
-from egg_cli.synthesis.blackbox import CMAES, XDream
+from egg_cli.synthesis import CMAES, XDream
 from egg_cli.synthesis.blackbox.generators import PixelGenerator
 from egg_cli.synthesis.blackbox.scorers import ObjectiveScorer
 from egg_cli.synthesis.objectives import NeuronObjective
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthesis_toys import gabor_neurons
 
 CPU = torch.device("cpu")
-PIXEL8 = {"kind": "pixel", "grid": 8}
+PIXEL8 = {"_target_": "egg_cli.synthesis.blackbox.generators.pixel_generator", "grid": 8}
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,9 @@ def test_resume_refuses_a_different_search_and_extends_a_budget(ln, tmp_path):
 def test_method_settings_are_checked():
     with pytest.raises(EggError, match="budget"):
         XDream(budget=0)
-    with pytest.raises(EggError, match="scorer.kind"):
+    with pytest.raises(
+        EggError, match="method.scorer=\\{'kind': 'monkey'\\}: expected a scorer config with _target_; choose one with scorer="
+    ):
         CMAES(scorer={"kind": "monkey"})
     with pytest.raises(EggError, match="variant"):
         CMAES(variant="ellipse")

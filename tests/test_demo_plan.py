@@ -23,7 +23,7 @@ def test_scale_selects_a_preset_and_single_settings_override_it():
     plan = plan_from_config(demo_config("scale=tiny"))
     assert (plan.members, plan.neurons, plan.seeds, plan.generating) == (2, 3, [0], 1)
     assert list(plan.methods)[:3] == ["ga", "egg", "egg-spectral"]
-    assert "method.prior=default" in plan.methods["egg"] and "method.prior=spectral" in plan.methods["egg-spectral"]
+    assert "prior=default" in plan.methods["egg"] and "prior=spectral" in plan.methods["egg-spectral"]
     assert list(plan.architectures) == ["cnn_attention", "task_gaussian"]
     plan = plan_from_config(demo_config("scale=paper", "members=6", "neurons=7"))
     assert (plan.members, plan.neurons, plan.generating, plan.seeds) == (6, 7, 3, [0, 1, 2])

@@ -60,7 +60,13 @@ CASES = {
     "unknown_argument": (["+method.foo=1"], "method: GradientAscent.__init__() got an unexpected keyword argument 'foo'"),
     "unknown_target": (["method._target_=no.such.Method"], "expected an importable class"),
     "negative_energy_scale": (["method=egg", "method.energy_scale=-1"], "method.energy_scale=-1 must be non-negative"),
-    "negative_objective_energy": (["method=egg", "objective.energy_scale=-2"], "objective.energy_scale=-2 must be non-negative"),
+    "negative_objective_default_energy": (
+        ["method=egg", "method.objective_defaults.neuron.energy_scale=-2"],
+        "method.objective_defaults.neuron.energy_scale=-2.0 must be non-negative",
+    ),
+    # the prior belongs to method=egg (and generator=prior) and is chosen one way: prior=<name>
+    "prior_by_method_key": (["method=egg", "method.prior=spectral"], "method.prior='spectral': expected the prior group's config"),
+    "prior_without_a_method_that_uses_it": (["prior=spectral"], "Could not override 'prior'"),
     "prior_not_a_checkpoint": (
         ["method=egg", "prior.name_or_path=NOT_A_CHECKPOINT"],
         "cannot be read as a torch checkpoint (UnpicklingError)",

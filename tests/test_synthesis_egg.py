@@ -6,16 +6,19 @@ import torch
 from synthesis_toys import TinyCNN
 from torch import nn
 
+from egg_cli.diffusion import prior_config
 from egg_cli.errors import EggError
 from egg_cli.synthesis import EnergyGuidedDiffusion, NeuronObjective, synthesize
 from egg_cli.synthesis.egg import unit_per_image
 
 CPU = torch.device("cpu")
-SPECTRAL = {"image_size": 16, "fit_crops": 200}
+SPECTRAL = prior_config("spectral", image_size=16, fit_crops=200)
+#: configs/method/egg.yaml's objective_defaults
+PAPER = {"neuron": {"steps": "100", "energy_scale": 5.0}, "meni": {"steps": "50", "energy_scale": 2.0}}
 
 
 def _egg(steps="10", energy_scale=5.0):
-    return EnergyGuidedDiffusion(prior="spectral", steps=steps, energy_scale=energy_scale, prior_options=SPECTRAL)
+    return EnergyGuidedDiffusion(prior=SPECTRAL, steps=steps, energy_scale=energy_scale)
 
 
 class _LoudNeuron(nn.Module):
@@ -62,14 +65,26 @@ def test_a_neuron_in_a_batch_gets_the_same_egg_image_as_alone_even_next_to_a_100
             assert alone.scores["generating"][0, 0] == pytest.approx(batched.scores["generating"][p, s], rel=1e-4)
 
 
-def test_null_steps_and_energy_scale_take_the_objectives_defaults():
+def test_null_steps_and_energy_scale_take_the_objective_defaults_of_the_method():
     model = TinyCNN(n_neurons=3, size=16)
-    method = EnergyGuidedDiffusion(prior="spectral", prior_options=SPECTRAL)
+    method = EnergyGuidedDiffusion(prior=SPECTRAL, objective_defaults=PAPER)
     method.prepare(NeuronObjective(model, [0]), model.input_shape, CPU)
     assert method.info().settings["energy_scale"] == 5.0 and method.steps == 100
-    meni = NeuronObjective(model, [0], name="meni", energy_scale=2.0, egg_steps="50", methods=["egg"])
+    meni = NeuronObjective(model, [0], name="meni", methods=["egg"])
     method.prepare(meni, model.input_shape, CPU)
     assert method.info().settings["energy_scale"] == 2.0 and method.steps == 50
+
+
+def test_an_objective_without_defaults_needs_steps_and_a_prior_needs_its_config():
+    model = TinyCNN(n_neurons=3, size=16)
+    with pytest.raises(EggError, match="method.steps is null and method.objective_defaults has no steps for objective 'neuron'"):
+        EnergyGuidedDiffusion(prior=SPECTRAL, energy_scale=1.0).prepare(NeuronObjective(model, [0]), model.input_shape, CPU)
+    with pytest.raises(
+        EggError, match="method.prior='spectral': expected the prior group's config; choose the prior with prior="
+    ):
+        EnergyGuidedDiffusion(prior="spectral", steps="5", energy_scale=1.0).prepare(
+            NeuronObjective(model, [0]), model.input_shape, CPU
+        )
 
 
 def test_a_model_whose_aspect_ratio_differs_from_the_prior_is_refused_unless_cropped():

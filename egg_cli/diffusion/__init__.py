@@ -6,7 +6,7 @@ docs/architecture.md, "Diffusion priors", and docs/prior.md).
 
 from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
 from egg_cli.diffusion.gaussian import GaussianDiffusion
-from egg_cli.diffusion.loading import ADM256_FLAGS, DEFAULT_WEIGHTS, load_prior
+from egg_cli.diffusion.loading import ADM256_FLAGS, DEFAULT_WEIGHTS, build_prior, load_prior, prior_config
 from egg_cli.diffusion.prior import LearnedPrior, Prior
 from egg_cli.diffusion.schedules import beta_schedule, space_timesteps
 from egg_cli.diffusion.spectral import SpectralModel, SpectralPrior, fit_spectral_model
@@ -24,7 +24,9 @@ __all__ = [
     "UNetConfig",
     "UNetModel",
     "beta_schedule",
+    "build_prior",
     "fit_spectral_model",
     "load_prior",
+    "prior_config",
     "space_timesteps",
 ]

@@ -138,8 +138,7 @@ def load_prior(
         path = opts.pop("checkpoint", None)
         if path in (None, ""):
             raise EggError(
-                "prior adm256 needs OpenAI's 256x256_diffusion_uncond.pt: set prior.checkpoint=/path/to/256x256_diffusion_uncond.pt "
-                "(with method.prior=adm256: method.prior_options.checkpoint=...)"
+                "prior adm256 needs OpenAI's 256x256_diffusion_uncond.pt: set prior.checkpoint=/path/to/256x256_diffusion_uncond.pt"
             )
         if not Path(str(path)).is_file():
             raise EggError(f"prior.checkpoint={path} does not exist; expected the path of OpenAI's 256x256_diffusion_uncond.pt")
@@ -169,8 +168,29 @@ def load_prior(
         else:
             raise EggError(
                 f"prior checkpoint {path} was not written by egg train-prior; pass its guided-diffusion flags "
-                "(prior_options.flags={image_size: ..., num_channels: ..., ...})"
+                "(+prior.flags={image_size: ..., num_channels: ..., ...})"
             )
     if opts:
         raise EggError(f"load_prior({name!r}) got unknown options {sorted(opts)}")
     return prior
+
+
+def prior_config(name_or_path: str = "default", **options: Any) -> dict[str, Any]:
+    """A prior's config as ``configs/prior/*.yaml`` writes it (for library use of EGG and ``generator=prior``)."""
+    return {"_target_": f"{__name__}.load_prior", "name_or_path": str(name_or_path), **options}
+
+
+def build_prior(config: Any, steps: str | int, device: str | torch.device | None, key: str) -> Prior:
+    """The prior of a ``configs/prior/*.yaml`` entry (a mapping with ``_target_``), respaced to ``steps``.
+
+    ``key`` names where the config came from (``method.prior``, ``generator.prior``) in the one-line
+    error a bare name gets: priors are chosen with ``prior=default|spectral|adm256``.
+    """
+    if not isinstance(config, Mapping) or "_target_" not in config:
+        raise EggError(
+            f"{key}={config!r}: expected the prior group's config; choose the prior with prior=default|spectral|adm256 "
+            "(a checkpoint: prior.name_or_path=<path>)"
+        )
+    from hydra.utils import instantiate
+
+    return instantiate(config, steps=str(steps), device=device)

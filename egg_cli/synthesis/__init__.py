@@ -1,4 +1,4 @@
-"""Synthesis: objectives, the generator-to-model adapter, GA, EGG, batching and results.
+"""Synthesis: objectives, the generator-to-model adapter, GA, EGG, XDream, CMA-ES, batching and results.
 
 Library use (the CLI ``egg synth`` is a thin wrapper over these)::
 
@@ -8,14 +8,17 @@ Library use (the CLI ``egg synth`` is a thin wrapper over these)::
 """
 
 from egg_cli.synthesis.adapter import ImageAdapter, contrast_norm, project_norm
+from egg_cli.synthesis.cmaes import CMAES
 from egg_cli.synthesis.egg import EnergyGuidedDiffusion
 from egg_cli.synthesis.ga import GradientAscent
 from egg_cli.synthesis.objectives import NeuronObjective, Objective, ReconstructionObjective, select_neurons
 from egg_cli.synthesis.reference import natural_reference
 from egg_cli.synthesis.results import SynthesisResult, read_synthesis, write_synthesis
 from egg_cli.synthesis.runner import rescore, synthesize
+from egg_cli.synthesis.xdream import XDream
 
 __all__ = [
+    "CMAES",
     "EnergyGuidedDiffusion",
     "GradientAscent",
     "ImageAdapter",
@@ -31,4 +34,5 @@ __all__ = [
     "select_neurons",
     "synthesize",
     "write_synthesis",
+    "XDream",
 ]

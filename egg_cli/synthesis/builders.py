@@ -35,20 +35,10 @@ def neuron(
     context: ObjectiveContext,
     inhibitory: bool = False,
     name: str = "neuron",
-    energy_scale: float = 5.0,
-    egg_steps: str | int = "100",
     methods: Sequence[str] | None = None,
 ) -> NeuronObjective:
-    """One selected neuron per problem (``objective=neuron``; ``objective=meni`` sets name and EGG defaults)."""
-    return NeuronObjective(
-        context.model,
-        context.neurons,
-        inhibitory=inhibitory,
-        name=name,
-        energy_scale=energy_scale,
-        egg_steps=egg_steps,
-        methods=methods,
-    )
+    """One selected neuron per problem (``objective=neuron``; ``objective=meni`` sets the name and methods)."""
+    return NeuronObjective(context.model, context.neurons, inhibitory=inhibitory, name=name, methods=methods)
 
 
 def zscored_model_images(images_raw: np.ndarray, model: nn.Module, norm: float | None) -> torch.Tensor:
@@ -64,8 +54,6 @@ def reconstruction(
     tier: str = "test",
     responses: str | None = None,
     target_contrast: str = "adapter",
-    energy_scale: float = 2.0,
-    egg_steps: str | int = "100",
 ) -> ReconstructionObjective:
     """Targets from dataset images (indices within ``tier``) or a responses file (.npy, targets x neurons).
 
@@ -83,9 +71,7 @@ def reconstruction(
             targets = np.load(path)
         except Exception as err:
             raise EggError(f"objective.responses={path} could not be read as .npy: {err}") from err
-        return ReconstructionObjective(
-            model, target_responses=np.atleast_2d(targets).astype(np.float32), energy_scale=energy_scale, egg_steps=egg_steps
-        )
+        return ReconstructionObjective(model, target_responses=np.atleast_2d(targets).astype(np.float32))
     if target_contrast not in ("adapter", "native"):
         raise EggError(f"objective.target_contrast={target_contrast!r} unknown; expected adapter or native")
     if not images:
@@ -98,6 +84,4 @@ def reconstruction(
     index = pool[[int(i) for i in images]]
     norm = context.norm if target_contrast == "adapter" else None
     target_images = zscored_model_images(np.asarray(dataset.images[index]), model, norm)
-    return ReconstructionObjective(
-        model, target_images=target_images.to(context.device), target_index=index, energy_scale=energy_scale, egg_steps=egg_steps
-    )
+    return ReconstructionObjective(model, target_images=target_images.to(context.device), target_index=index)

@@ -10,7 +10,7 @@ more and scored: that is the reported image and score.
 
 Defaults from the paper: 100 steps and energy scale 5 for MEIs, 50 steps and a small scale
 (1-2) for most exciting natural images and reconstructions. When ``steps`` or ``energy_scale``
-is left null the objective's suggestion is used.
+is left null the method's ``objective_defaults`` entry for the objective is used.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from egg_cli.errors import EggError
+from egg_cli.runtime import plain
 from egg_cli.synthesis.adapter import EPS, ImageAdapter
 from egg_cli.synthesis.base import GeneratorSpace, MethodInfo, MethodOutput, StepCallback, SynthesisMethod
 from egg_cli.synthesis.objectives import Objective
@@ -33,29 +34,34 @@ def unit_per_image(grad: torch.Tensor) -> torch.Tensor:
 
 
 class EnergyGuidedDiffusion(SynthesisMethod):
-    """EGG sampling with a diffusion prior (``method=egg``)."""
+    """EGG sampling with a diffusion prior (``method=egg``).
+
+    ``prior`` is a ``configs/prior/*.yaml`` entry (a mapping with ``_target_``), built with the
+    respacing and device at :meth:`prepare`. ``steps`` and ``energy_scale`` left None take the
+    entry of ``objective_defaults`` named after the objective (``neuron``, ``meni``,
+    ``reconstruction``; configs/method/egg.yaml holds the paper's values).
+    """
 
     name = "egg"
 
     def __init__(
         self,
-        prior: str | Mapping[str, Any] = "default",
+        prior: Mapping[str, Any],
         steps: str | int | None = None,
         energy_scale: float | None = None,
         ddim: bool = False,
         eta: float = 0.0,
-        prior_options: dict[str, Any] | None = None,
+        objective_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        if energy_scale is not None and energy_scale < 0:
+        if energy_scale is not None and not energy_scale >= 0:
             raise EggError(f"method.energy_scale={energy_scale} must be non-negative")
-        is_config = isinstance(prior, Mapping) or (hasattr(prior, "keys") and "_target_" in prior)
-        self.prior_config = prior if is_config else None
-        self.prior_name = str(prior.get("name_or_path", prior.get("_target_"))) if is_config else str(prior)
+        self.prior_config = plain(prior)
+        self.prior_name = str(self.prior_config.get("name_or_path")) if isinstance(self.prior_config, Mapping) else None
         self.requested_steps = None if steps is None else str(steps)
         self.requested_scale = None if energy_scale is None else float(energy_scale)
         self.ddim = bool(ddim)
         self.eta = float(eta)
-        self.prior_options = dict(prior_options or {})
+        self.objective_defaults = {str(k): dict(v) for k, v in (plain(objective_defaults) or {}).items()}
         self.prior: Any = None
         self._priors: dict[tuple[str, str], Any] = {}  # loaded priors by (respacing, device)
         self.energy_scale: float | None = self.requested_scale
@@ -67,21 +73,30 @@ class EnergyGuidedDiffusion(SynthesisMethod):
             raise RuntimeError("EnergyGuidedDiffusion.prepare() must run before the step count is known")
         return int(self.prior.num_steps)
 
+    def _objective_default(self, objective: Objective, key: str) -> Any:
+        """``objective_defaults[<objective name>][key]`` for a setting left None."""
+        value = self.objective_defaults.get(objective.name, {}).get(key)
+        if value is None:
+            raise EggError(
+                f"method.{key} is null and method.objective_defaults has no {key} for objective {objective.name!r}; "
+                f"set method.{key}=<value>"
+            )
+        return value
+
     def prepare(self, objective: Objective, model_shape: Sequence[int], device: torch.device) -> GeneratorSpace:
-        self.respacing = self.requested_steps or str(objective.egg_steps)
-        self.energy_scale = self.requested_scale if self.requested_scale is not None else float(objective.energy_scale)
+        self.respacing = self.requested_steps or str(self._objective_default(objective, "steps"))
+        scale = self.requested_scale
+        if scale is None:
+            scale = float(self._objective_default(objective, "energy_scale"))
+            if not scale >= 0:
+                raise EggError(f"method.objective_defaults.{objective.name}.energy_scale={scale} must be non-negative")
+        self.energy_scale = scale
         key = (self.respacing, str(device))
-        if key in self._priors:
-            self.prior = self._priors[key]
-        elif self.prior_config is not None:  # a config-group entry with a _target_
-            from hydra.utils import instantiate
+        if key not in self._priors:
+            from egg_cli.diffusion import build_prior
 
-            self.prior = instantiate(self.prior_config, steps=self.respacing, device=device, **self.prior_options)
-        else:
-            from egg_cli.diffusion import load_prior
-
-            self.prior = load_prior(self.prior_name, steps=self.respacing, device=device, **self.prior_options)
-        self._priors[key] = self.prior
+            self._priors[key] = build_prior(self.prior_config, self.respacing, device, "method.prior")
+        self.prior = self._priors[key]
         size = int(self.prior.image_size)
         return GeneratorSpace((int(self.prior.channels), size, size), "diffusion")
 

@@ -22,9 +22,6 @@ class Objective:
     """Base class: ``objective(images_z, problem) -> scores`` with ``problem`` a (B,) long tensor."""
 
     name: str = "objective"
-    #: EGG settings this objective suggests when ``method.energy_scale`` / ``method.steps`` are null
-    energy_scale: float = 5.0
-    egg_steps: str = "100"
     #: methods this objective can be optimized with (None: any)
     methods: tuple[str, ...] | None = None
 
@@ -64,8 +61,9 @@ class NeuronObjective(Objective):
     """Response of one unit per batch element (an ensemble model returns its members' mean).
 
     ``inhibitory=True`` flips the sign, so maximizing finds the most inhibitory input.
-    ``name="meni"`` marks most exciting natural images: EGG at a small energy scale, saved next
-    to the dataset's top natural images for the neuron.
+    ``name="meni"`` marks most exciting natural images (EGG at a small energy scale, see
+    ``objective_defaults`` in configs/method/egg.yaml), saved next to the dataset's top natural
+    images for the neuron.
     """
 
     def __init__(
@@ -74,8 +72,6 @@ class NeuronObjective(Objective):
         neurons: Sequence[int],
         inhibitory: bool = False,
         name: str = "neuron",
-        energy_scale: float = 5.0,
-        egg_steps: str | int = "100",
         methods: Sequence[str] | None = None,
     ) -> None:
         super().__init__(model)
@@ -91,10 +87,6 @@ class NeuronObjective(Objective):
         self.neurons = neurons
         self.inhibitory = bool(inhibitory)
         self.name = name
-        if not float(energy_scale) >= 0:
-            raise EggError(f"objective.energy_scale={energy_scale} must be non-negative (EGG's guidance weight)")
-        self.energy_scale = float(energy_scale)
-        self.egg_steps = str(egg_steps)
         self.methods = tuple(methods) if methods else None
         self._units = torch.as_tensor(neurons, dtype=torch.long)
 
@@ -118,7 +110,7 @@ class NeuronObjective(Objective):
                 f"scoring model has {model.n_neurons} neurons but the generating model has "
                 f"{self.model.n_neurons}; expected models of the same neurons"
             )
-        return NeuronObjective(model, self.neurons, self.inhibitory, self.name, self.energy_scale, self.egg_steps, self.methods)
+        return NeuronObjective(model, self.neurons, self.inhibitory, self.name, self.methods)
 
     def problem_table(self) -> dict[str, np.ndarray]:
         return {"neuron_index": np.asarray(self.neurons, dtype=np.int64), "neuron_id": _ids(self.model)[self.neurons]}
@@ -143,16 +135,12 @@ class ReconstructionObjective(Objective):
         target_responses: torch.Tensor | np.ndarray | None = None,
         target_images: torch.Tensor | None = None,
         target_index: Sequence[int] | None = None,
-        energy_scale: float = 2.0,
-        egg_steps: str | int = "100",
     ) -> None:
         super().__init__(model)
         if (target_responses is None) == (target_images is None):
             raise EggError("reconstruction needs exactly one of target images or target responses")
         self.target_images = target_images
         self.target_index = None if target_index is None else np.asarray(target_index, dtype=np.int64)
-        self.energy_scale = float(energy_scale)
-        self.egg_steps = str(egg_steps)
         if target_images is not None:
             device = next(iter(model.parameters()), torch.empty(0)).device
             with torch.no_grad():
@@ -187,16 +175,8 @@ class ReconstructionObjective(Objective):
                 model,
                 target_images=self.target_images,
                 target_index=self.target_index,
-                energy_scale=self.energy_scale,
-                egg_steps=self.egg_steps,
             )
-        return ReconstructionObjective(
-            model,
-            target_responses=self.targets,
-            target_index=self.target_index,
-            energy_scale=self.energy_scale,
-            egg_steps=self.egg_steps,
-        )
+        return ReconstructionObjective(model, target_responses=self.targets, target_index=self.target_index)
 
     def problem_table(self) -> dict[str, np.ndarray]:
         table = {"target_responses": self.targets.cpu().numpy()}

@@ -1,41 +1,60 @@
-"""Gradient-free synthesis for black boxes: XDream and CMA-ES over generator codes, closed loop.
+"""Gradient-free synthesis machinery: code optimizers, generators, scorers, the search loop, curves.
 
-See docs/synthesis.md (``method=xdream|cmaes``) and docs/closed_loop.md (the rig protocol).
+The methods built on it are :class:`egg_cli.synthesis.xdream.XDream` and
+:class:`egg_cli.synthesis.cmaes.CMAES`. See docs/synthesis.md (``method=xdream|cmaes``) and
+docs/closed_loop.md (the rig protocol).
 """
 
 from egg_cli.synthesis.blackbox.base import CodeOptimizer, element_rng
-from egg_cli.synthesis.blackbox.cmaes import CMAOptimizer, SphereCMA
+from egg_cli.synthesis.blackbox.cma_optimizers import CMAOptimizer, SphereCMA
+from egg_cli.synthesis.blackbox.curves import CurveWriter
 from egg_cli.synthesis.blackbox.generators import (
     CodeGenerator,
     DeePSiMFc6,
     DeePSiMGenerator,
     PixelGenerator,
     PriorGenerator,
-    build_generator,
+    deepsim_generator,
+    pixel_generator,
+    prior_generator,
 )
-from egg_cli.synthesis.blackbox.methods import CMAES, XDream
-from egg_cli.synthesis.blackbox.scorers import ObjectiveScorer, PoissonScorer, Scorer
+from egg_cli.synthesis.blackbox.genetic import GeneticOptimizer
+from egg_cli.synthesis.blackbox.gradient_free import GradientFreeMethod
+from egg_cli.synthesis.blackbox.scorers import (
+    ObjectiveScorer,
+    PoissonScorer,
+    Scorer,
+    ScorerContext,
+    ground_truth_scorer,
+    model_scorer,
+    with_noise,
+)
 from egg_cli.synthesis.blackbox.search import SearchOutcome, render, run_search
-from egg_cli.synthesis.blackbox.xdream import GeneticOptimizer
 
 __all__ = [
-    "CMAES",
     "CMAOptimizer",
     "CodeGenerator",
     "CodeOptimizer",
+    "CurveWriter",
     "DeePSiMFc6",
     "DeePSiMGenerator",
     "GeneticOptimizer",
+    "GradientFreeMethod",
     "ObjectiveScorer",
     "PixelGenerator",
     "PoissonScorer",
     "PriorGenerator",
     "Scorer",
+    "ScorerContext",
     "SearchOutcome",
     "SphereCMA",
-    "XDream",
-    "build_generator",
+    "deepsim_generator",
     "element_rng",
+    "ground_truth_scorer",
+    "model_scorer",
+    "pixel_generator",
+    "prior_generator",
     "render",
     "run_search",
+    "with_noise",
 ]

@@ -26,7 +26,7 @@ import torch
 
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path, write_csv, write_json
-from egg_cli.synthesis.blackbox.scorers import Scorer
+from egg_cli.synthesis.blackbox.scorers import Scorer, ScorerContext
 from egg_cli.synthesis.objectives import NeuronObjective, Objective
 
 log = logging.getLogger(__name__)
@@ -160,14 +160,14 @@ class ClosedLoopScorer(Scorer):
         if not isinstance(objective, NeuronObjective):
             raise EggError(f"scorer=closed_loop records neurons: expected objective=neuron, got objective={objective.name}")
         if not timeout_s > 0 or not poll_s > 0:
-            raise EggError(f"method.scorer.timeout_s={timeout_s} and poll_s={poll_s} must be positive")
+            raise EggError(f"scorer.timeout_s={timeout_s} and scorer.poll_s={poll_s} must be positive")
         ids = objective.problem_table()["neuron_id"]
         if channels is None:
             channels = [str(i) for i in ids]
         channels = [str(c) for c in channels]
         if len(channels) != objective.n_problems:
             raise EggError(
-                f"method.scorer.channels lists {len(channels)} channels for {objective.n_problems} neurons; "
+                f"scorer.channels lists {len(channels)} channels for {objective.n_problems} neurons; "
                 "expected one channel per selected neuron, in the order of neurons="
             )
         self.objective = objective
@@ -268,7 +268,7 @@ class ClosedLoopScorer(Scorer):
                 raise EggError(
                     f"closed loop: no {responses} after {self.timeout_s:.0f} s (generation {generation}); the rig must "
                     f"write it (see docs/closed_loop.md); resume with hydra.run.dir=<this run folder> or raise "
-                    "method.scorer.timeout_s"
+                    "scorer.timeout_s"
                 )
             if now - last_note > 30:
                 log.info("still waiting for %s (%.0f of %.0f s)", responses, now - start, self.timeout_s)
@@ -307,3 +307,27 @@ class ClosedLoopScorer(Scorer):
 
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.name, "exchange": str(self.exchange), "channels": self.channels, "timeout_s": self.timeout_s}
+
+
+def closed_loop_scorer(
+    context: ScorerContext,
+    exchange: str | Path | None = None,
+    channels: Sequence[str] | None = None,
+    timeout_s: float = 600.0,
+    poll_s: float = 0.2,
+) -> ClosedLoopScorer:
+    """``scorer=closed_loop``: a rig answering in ``exchange`` (default: ``<run folder>/exchange``)."""
+    if exchange in (None, ""):
+        if context.work_dir is None:
+            raise EggError("scorer.exchange is not set; expected the folder shared with the rig")
+        exchange = context.work_dir / "exchange"
+    return ClosedLoopScorer(
+        context.objective,
+        exchange,
+        context.adapter.pixel_mean,
+        context.adapter.pixel_std,
+        channels=channels,
+        timeout_s=float(timeout_s),
+        poll_s=float(poll_s),
+        session=context.session,
+    )

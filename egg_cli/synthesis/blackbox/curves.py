@@ -1,10 +1,15 @@
-"""Best-so-far curves of a gradient-free search: one CSV row per element and generation, one PNG."""
+"""Best-so-far curves of a gradient-free search: one CSV row per element and generation, one PNG.
+
+:class:`CurveWriter` is the search's generation callback: it rewrites ``best_so_far.csv`` after
+every generation with the curves of all chunks so far, and the figure at the end of a chunk.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +62,50 @@ def write_curves(
     write_csv(folder / f"{stem}.csv", curve_rows(labels, seeds, best_so_far, generation_mean, generation_max, evaluations))
     if figure:
         plot_curves(folder / f"{stem}.png", labels, seeds, best_so_far, evaluations)
+
+
+#: the curves of a search, (elements, generations) each, in the column order of :func:`write_curves`
+CURVES = ("best_so_far", "generation_mean", "generation_max", "evaluations")
+
+
+def _stack_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Chunks of (elements, generations) stacked by element; shorter chunks padded with NaN."""
+    width = max(p.shape[1] for p in parts)
+    if any(p.shape[1] != width for p in parts):
+        parts = [np.pad(p.astype(np.float64), ((0, 0), (0, width - p.shape[1])), constant_values=np.nan) for p in parts]
+    return np.concatenate(parts)
+
+
+class CurveWriter:
+    """Curves of every chunk of one run, written to ``folder`` as the search goes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._done: dict[str, list[np.ndarray]] = {name: [] for name in CURVES}
+        self._labels: list[str] = []
+        self._seeds: list[int] = []
+
+    def _write(self, labels: list[str], seeds: list[int], current: dict[str, np.ndarray] | None, figure: bool) -> None:
+        parts = {name: self._done[name] + ([current[name]] if current is not None else []) for name in CURVES}
+        write_curves(self.folder, labels, seeds, *(_stack_rows(parts[name]) for name in CURVES), figure=figure)
+
+    def on_generation(self, labels: Sequence[str], seeds: Sequence[int], last: int) -> Any:
+        """The callback ``(generations done, search state)`` of a chunk's search (figure at ``last``)."""
+        all_labels, all_seeds = self._labels + list(labels), self._seeds + [int(s) for s in seeds]
+
+        def write(done: int, state: Any) -> None:
+            current = {name: np.stack(getattr(state, name), axis=1) for name in CURVES}
+            self._write(all_labels, all_seeds, current, figure=done == last)
+
+        return write
+
+    def chunk_done(self, labels: Sequence[str], seeds: Sequence[int], outcome: Any) -> None:
+        """Keep a finished chunk's curves and write all of them with the figure."""
+        for name in CURVES:
+            self._done[name].append(getattr(outcome, name))
+        self._labels += list(labels)
+        self._seeds += [int(s) for s in seeds]
+        self._write(self._labels, self._seeds, None, figure=True)
 
 
 def plot_curves(

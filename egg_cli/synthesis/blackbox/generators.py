@@ -5,6 +5,9 @@ source spaces (``zscored`` pixels at the model's size, or ``diffusion`` RGB in [
 synth adapter (:class:`~egg_cli.synthesis.adapter.ImageAdapter`) then maps them to the model's
 input at the fixed contrast, exactly as for gradient ascent and EGG.
 
+``configs/generator/*.yaml`` name one builder each (``_target_``), called by the method as
+``builder(shape=<model input (C, H, W)>, device=..., **options)``.
+
 - :class:`PixelGenerator` (``generator=pixel``): a coarse grid of z-scored pixels upsampled
   bilinearly to the model's input.
 - :class:`PriorGenerator` (``generator=prior``): the initial noise of a diffusion prior decoded
@@ -268,25 +271,24 @@ class DeePSiMGenerator(CodeGenerator):
         return {**super().settings(), "weights": self.weights, "bgr_mean": self.bgr_mean.flatten().tolist()}
 
 
-def build_generator(kind: str, model_shape: Sequence[int], device: torch.device, **options: Any) -> CodeGenerator:
-    """Build ``generator=<kind>`` (pixel | prior | deepsim) for a model input of ``model_shape``."""
-    kind = str(kind)
-    if kind == "pixel":
-        return PixelGenerator(model_shape, **options).to(device)
-    if kind == "prior":
-        from egg_cli.diffusion import load_prior
+def pixel_generator(shape: Sequence[int], device: torch.device, grid: int | Sequence[int] = 16) -> PixelGenerator:
+    """``generator=pixel``: a coarse pixel grid for a model input of ``shape`` (C, H, W)."""
+    return PixelGenerator(shape, grid).to(device)
 
-        options = dict(options)
-        name = str(options.pop("prior", "default"))
-        steps = str(options.pop("steps", "20"))
-        normalize = bool(options.pop("normalize", True))
-        prior_options = dict(options.pop("prior_options", {}) or {})
-        if options:
-            raise EggError(
-                f"generator=prior got unknown options {sorted(options)}; expected prior, steps, normalize, prior_options"
-            )
-        prior = load_prior(name, steps=steps, device=device, **prior_options)
-        return PriorGenerator(prior, normalize=normalize, prior_name=name)
-    if kind == "deepsim":
-        return DeePSiMGenerator(**options).to(device)
-    raise EggError(f"generator.kind={kind!r} unknown; expected one of pixel, prior, deepsim")
+
+def prior_generator(
+    shape: Sequence[int], device: torch.device, prior: Any, steps: str | int = "20", normalize: bool = True
+) -> PriorGenerator:
+    """``generator=prior``: the prior of ``prior=`` (a ``configs/prior`` entry) decoded by DDIM over ``steps``.
+
+    The prior's own image size is the generator's; the adapter maps it to ``shape``.
+    """
+    from egg_cli.diffusion import build_prior
+
+    model = build_prior(prior, steps, device, "generator.prior")
+    return PriorGenerator(model, normalize=normalize, prior_name=str(prior.get("name_or_path")))
+
+
+def deepsim_generator(shape: Sequence[int], device: torch.device, **options: Any) -> DeePSiMGenerator:
+    """``generator=deepsim``: XDream's fc6 generator (256x256 RGB whatever ``shape``; the adapter resizes)."""
+    return DeePSiMGenerator(**options).to(device)

@@ -12,17 +12,25 @@ score per image (NaN: not scored).
   and reported back in rate units (count x reference / max_count), so scores stay comparable
   across noise levels. Xiao & Kreiman 2020 used 20 expected spikes.
 - :class:`~egg_cli.synthesis.blackbox.closed_loop.ClosedLoopScorer`: a recording rig.
+
+``configs/scorer/*.yaml`` name one builder each (``_target_``: :func:`model_scorer`,
+:func:`ground_truth_scorer`, :func:`~egg_cli.synthesis.blackbox.closed_loop.closed_loop_scorer`),
+called by the method as ``builder(context, **options)`` with a :class:`ScorerContext`;
+:func:`with_noise` adds ``method.noise`` on top.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from egg_cli.errors import EggError
+from egg_cli.synthesis.adapter import ImageAdapter
 from egg_cli.synthesis.blackbox.base import element_rng
 from egg_cli.synthesis.objectives import NeuronObjective, Objective
 
@@ -144,3 +152,62 @@ class PoissonScorer(Scorer):
 
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rates.name, "noise_max_count": self.max_count, "noise_reference": self.reference.tolist()}
+
+
+@dataclass
+class ScorerContext:
+    """What a scorer builder may need: the objective, the adapter's image units, the run folder."""
+
+    objective: Objective
+    adapter: ImageAdapter
+    device: torch.device
+    batch_size: int
+    work_dir: Path | None  # the run folder (closed loop: default exchange folder)
+    session: str = ""  # distinguishes the chunks of one run (closed-loop file names)
+
+
+def dataset_of(objective: Objective, dataset: str | None, what: str) -> str:
+    """``dataset`` if set, else the dataset the generating model was trained on."""
+    path = dataset or getattr(objective.model, "dataset_path", None)
+    if not path:
+        raise EggError(f"{what} needs a dataset: set dataset_path=<dataset.h5> (the model records none)")
+    return str(path)
+
+
+def model_scorer(context: ScorerContext) -> ObjectiveScorer:
+    """``scorer=model``: the objective in the generating model."""
+    return ObjectiveScorer(context.objective, context.device, context.batch_size, name="model")
+
+
+def ground_truth_scorer(context: ScorerContext, dataset: str | None = None) -> ObjectiveScorer:
+    """``scorer=ground_truth``: the objective in the ground-truth neurons of a simulated dataset."""
+    from egg_cli.simulation import load_ground_truth
+
+    truth = load_ground_truth(dataset_of(context.objective, dataset, "scorer=ground_truth"), context.device)
+    return ObjectiveScorer(context.objective.with_model(truth), context.device, context.batch_size, name="ground_truth")
+
+
+def with_noise(scorer: Scorer, noise: Mapping[str, Any], context: ScorerContext) -> Scorer:
+    """``scorer`` with Poisson spike noise at ``noise["max_count"]`` expected spikes (unchanged when null).
+
+    The reference rate per neuron is ``noise["reference_rates"]`` or the rate of its best natural
+    image at the synthesis contrast in the scorer's own model (images of ``noise["dataset"]`` or
+    of the model's dataset).
+    """
+    max_count = noise.get("max_count")
+    if max_count is None:
+        return scorer
+    if not isinstance(scorer, ObjectiveScorer):
+        raise EggError("method.noise.max_count applies to the model and ground_truth scorers; a rig brings its own noise")
+    rates = noise.get("reference_rates")
+    if rates is None:
+        from egg_cli.data import load_dataset
+        from egg_cli.synthesis.reference import natural_reference
+
+        dataset = load_dataset(dataset_of(context.objective, noise.get("dataset"), "method.noise.max_count"))
+        adapter = context.adapter
+        reference = natural_reference(
+            scorer.objective, np.asarray(dataset.images), adapter.norm, context.device, top_k=1, progress=False
+        )
+        rates = reference["score"][:, 0]
+    return PoissonScorer(scorer, float(max_count), np.asarray(rates, dtype=np.float64))

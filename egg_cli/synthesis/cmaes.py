@@ -1,0 +1,80 @@
+"""CMA-ES over generator codes (Wang & Ponce 2022) as an egg synth method.
+
+The optimizers are :class:`~egg_cli.synthesis.blackbox.cma_optimizers.CMAOptimizer` (the ``cma``
+package) and :class:`~egg_cli.synthesis.blackbox.cma_optimizers.SphereCMA`; generator, scorer,
+search loop, curves and resume are :class:`~egg_cli.synthesis.blackbox.gradient_free.GradientFreeMethod`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from egg_cli.errors import EggError
+from egg_cli.synthesis.blackbox.base import CodeOptimizer
+from egg_cli.synthesis.blackbox.cma_optimizers import CMAOptimizer, SphereCMA, check_cma_settings
+from egg_cli.synthesis.blackbox.generators import CodeGenerator
+from egg_cli.synthesis.blackbox.gradient_free import GradientFreeMethod
+
+
+class CMAES(GradientFreeMethod):
+    """CMA-ES over generator codes (``method=cmaes``; ``variant=sphere`` for the sphere-constrained one)."""
+
+    name = "cmaes"
+
+    def __init__(
+        self,
+        budget: int = 3000,
+        population_size: int = 40,
+        sigma0: float = 3.0,
+        variant: str = "standard",
+        covariance: str = "auto",
+        full_covariance_max_dim: int = 1024,
+        sphere_radius: float | None = None,
+        angle_start: float = 50.0,
+        angle_end: float = 7.3,
+        **common: Any,
+    ) -> None:
+        check_cma_settings(population_size, sigma0, covariance)
+        if variant not in ("standard", "sphere"):
+            raise EggError(f"method.variant={variant!r} unknown; expected standard or sphere")
+        if sphere_radius is not None and not sphere_radius > 0:
+            raise EggError(f"method.sphere_radius={sphere_radius} must be positive or null (the generator's code norm)")
+        self.population_size = int(population_size)
+        self.sigma0 = float(sigma0)
+        self.variant = variant
+        self.covariance = covariance
+        self.full_covariance_max_dim = int(full_covariance_max_dim)
+        self.sphere_radius = None if sphere_radius is None else float(sphere_radius)
+        self.angle_start = float(angle_start)
+        self.angle_end = float(angle_end)
+        self.scheduled = variant == "sphere"
+        super().__init__(budget=budget, **common)
+
+    def optimizer_settings(self) -> dict[str, Any]:
+        if self.variant == "sphere":
+            return {
+                "variant": "sphere",
+                "population_size": self.population_size,
+                "sphere_radius": self.sphere_radius,
+                "angle_start": self.angle_start,
+                "angle_end": self.angle_end,
+            }
+        return {
+            "variant": "standard",
+            "population_size": self.population_size,
+            "sigma0": self.sigma0,
+            "covariance": self.covariance,
+            "full_covariance_max_dim": self.full_covariance_max_dim,
+        }
+
+    def make_optimizer(self, rng: np.random.Generator, generator: CodeGenerator) -> CodeOptimizer:
+        if self.variant == "sphere":
+            radius = self.sphere_radius if self.sphere_radius is not None else generator.sphere_radius
+            return SphereCMA(
+                generator.code_dim, rng, self.generations, self.population_size, radius, self.angle_start, self.angle_end
+            )
+        return CMAOptimizer(
+            generator.code_dim, rng, self.population_size, self.sigma0, self.covariance, self.full_covariance_max_dim
+        )
