@@ -4,7 +4,7 @@
 Simulates R runs of N volumes over V voxels (K conditions, each shown ``--repeats`` times per run
 in random order, six motion-like confounds, AR(1) noise), then per run:
 
-* egg: ``egg_cli.rsa.glm.first_level`` (design + fit + one t-value map per condition);
+* egg: ``egg_cli.rsm.glm.first_level`` (design + fit + one t-value map per condition);
 * nilearn: ``make_first_level_design_matrix`` + ``run_glm`` + ``compute_contrast`` per condition
   (the arrays FirstLevelModel works on after masking), with the same noise model.
 
@@ -22,8 +22,8 @@ import warnings
 
 import numpy as np
 
-from egg_cli.rsa.design import Events, frame_times, lsa_design
-from egg_cli.rsa.glm import GlmConfig, first_level
+from egg_cli.rsm.design import Events, frame_times, lsa_design
+from egg_cli.rsm.glm import GlmConfig, first_level
 
 TR = 2.0
 CONFOUNDS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]

@@ -52,10 +52,10 @@ def main() -> None:
     from rsatoolbox.rdm import RDMs, compare
     from rsatoolbox.util.searchlight import evaluate_models_searchlight, get_searchlight_RDMs, get_volume_searchlight
 
-    from egg_cli.rsa.compare import Comparison
-    from egg_cli.rsa.fmri_simulation import ellipsoid_mask
-    from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
-    from egg_cli.rsa.volume import BrainPatterns
+    from egg_cli.rsm.compare import Comparison
+    from egg_cli.rsm.fmri_simulation import ellipsoid_mask
+    from egg_cli.rsm.searchlight import RdmCalculator, volume_searchlights
+    from egg_cli.rsm.volume import BrainPatterns
 
     rng = np.random.default_rng(args.seed)
     mask = ellipsoid_mask(args.shape, 0.9)

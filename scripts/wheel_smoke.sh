@@ -31,7 +31,7 @@ step "egg --version / --help"
 "$egg" --version
 "$egg" rsm --help > rsm_help.txt && grep -q "rsm map" rsm_help.txt
 step "egg simulate"
-"$egg" simulate dataset=v4_sim_tiny progress=false hydra.run.dir=sim
+"$egg" simulate simulation=v4_sim_tiny progress=false hydra.run.dir=sim
 "$egg" info sim/dataset.h5 > /dev/null
 step "egg train"
 "$egg" train dataset_path=sim/dataset.h5 trainer.max_epochs=1 hydra.run.dir=train

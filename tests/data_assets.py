@@ -18,7 +18,7 @@ def run_egg(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) ->
     )
 
 
-TINY = ["dataset=v4_sim_tiny", "report.example_neurons=4", "progress=false"]
+TINY = ["simulation=v4_sim_tiny", "report.example_neurons=4", "progress=false"]
 
 
 def small_arrays(seed: int = 0, n_neurons: int = 5, repeats: int = 3) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ def egg(*args, env=None, cwd=None):
 @pytest.mark.slow
 def test_simulate_writes_dataset_tables_figure_and_summary(tmp_path):
     run = tmp_path / "run"
-    result = egg("simulate", *TINY, "dataset.n_neurons=6", f"hydra.run.dir={run}")
+    result = egg("simulate", *TINY, "simulation.n_neurons=6", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr
     names = {p.name for p in run.iterdir()}
     assert {"dataset.h5", "neurons.csv", "overview.png", "summary.json", "config.yaml"} <= names
@@ -53,7 +53,7 @@ def test_simulate_writes_dataset_tables_figure_and_summary(tmp_path):
 @pytest.mark.slow
 def test_multirun_over_seeds_gives_one_dataset_per_seed(tmp_path):
     sweep = tmp_path / "sweep"
-    result = egg("simulate", "-m", "seed=1,2", *TINY, "dataset.n_neurons=3", f"hydra.sweep.dir={sweep}")
+    result = egg("simulate", "-m", "seed=1,2", *TINY, "simulation.n_neurons=3", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     first, second = (load_dataset(sweep / job / "dataset.h5") for job in ("0", "1"))
     assert first.attrs["seed"] == 1 and second.attrs["seed"] == 2
@@ -65,10 +65,10 @@ def test_multirun_over_seeds_gives_one_dataset_per_seed(tmp_path):
     "override,message",
     [
         (
-            "dataset=nope",
-            "egg: error: In 'simulate': Could not find 'dataset/nope'; Available options in 'dataset': v4_grating, v4_sim",
+            "simulation=nope",
+            "egg: error: In 'simulate': Could not find 'simulation/nope'; Available options in 'simulation': v4_grating, v4_sim",
         ),
-        ("dataset.n_neurons=0", "egg: error: dataset.n_neurons=0 is not allowed; expected a positive integer"),
+        ("simulation.n_neurons=0", "egg: error: simulation.n_neurons=0 is not allowed; expected a positive integer"),
     ],
 )
 def test_bad_config_prints_one_line_exits_2_and_leaves_no_run_folder(tmp_path, override, message):
@@ -82,5 +82,5 @@ def test_bad_config_prints_one_line_exits_2_and_leaves_no_run_folder(tmp_path, o
 
 @pytest.mark.slow
 def test_debug_flag_shows_the_traceback(tmp_path):
-    result = egg("simulate", *TINY, "dataset.n_neurons=0", "debug=true", f"hydra.run.dir={tmp_path / 'run'}")
+    result = egg("simulate", *TINY, "simulation.n_neurons=0", "debug=true", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0 and "Traceback" in result.stderr and "EggError" in result.stderr

@@ -90,7 +90,7 @@ SIMULATE_CASES = {
     "negative_seed": (["seed=-1"], "seed=-1: expected a non-negative integer"),
     "seed_text": (["seed=one"], "seed=one: expected an integer"),
     "negative_example_neurons": (["report.example_neurons=-1"], "report.example_neurons=-1: expected 0 or a positive"),
-    "no_train_images": (["dataset.n_train=0"], "dataset.n_train=0 is not allowed"),
+    "no_train_images": (["simulation.n_train=0"], "simulation.n_train=0 is not allowed"),
     "output_outside_the_run_folder": (["output=../x.h5"], "output='../x.h5' is not allowed"),
 }
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from error_contract import assert_one_error, egg, existing_run_folder, snapshot
 
-from egg_cli.rsa.layer_rdms import LayerRdms, write_layer_rdms
+from egg_cli.rsm.layer_rdms import LayerRdms, write_layer_rdms
 
 K = 6  # conditions
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -68,7 +68,7 @@ def test_bad_rsm_map_input_exits_2_with_one_line_and_writes_nothing(fmri, tmp_pa
 
 
 def test_events_rows_in_any_order_follow_their_volume_column(fmri, tmp_path):
-    from egg_cli.rsa.volume import read_events
+    from egg_cli.rsm.volume import read_events
 
     path = tmp_path / "events.csv"
     path.write_text("condition,volume,run\n2,2,0\n0,0,0\n1,1,1\n")

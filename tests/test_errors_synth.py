@@ -65,7 +65,10 @@ CASES = {
         "method.objective_defaults.neuron.energy_scale=-2.0 must be non-negative",
     ),
     # the prior belongs to method=egg (and generator=prior) and is chosen one way: prior=<name>
-    "prior_by_method_key": (["method=egg", "method.prior=spectral"], "method.prior='spectral': expected the prior group's config"),
+    "prior_by_method_key": (
+        ["method=egg", "method.prior=spectral"],
+        "method.prior='spectral': expected the prior group's config",
+    ),
     "prior_without_a_method_that_uses_it": (["prior=spectral"], "Could not override 'prior'"),
     "prior_not_a_checkpoint": (
         ["method=egg", "prior.name_or_path=NOT_A_CHECKPOINT"],

@@ -155,19 +155,19 @@ def test_user_image_folder_is_used(tmp_path):
 @pytest.mark.parametrize(
     "values,message",
     [
-        ({"n_neuron": 3}, r"dataset.n_neuron is not a setting; expected one of crop_scale, grayscale"),
-        ({"n_neurons": "many"}, r"dataset.n_neurons='many' is not allowed; expected an integer"),
-        ({"n_neurons": 0}, r"dataset.n_neurons=0 is not allowed; expected a positive integer"),
-        ({"test_repeats": 1}, r"dataset.test_repeats=1 is not allowed; expected at least 2"),
-        ({"crop_scale": [0.5]}, r"dataset.crop_scale=\[0.5\] is not allowed; expected a list of two numbers"),
-        ({"neurons": {"slope": "x"}}, r"dataset.neurons.slope='x' is not allowed; expected a number"),
-        ({"neurons": {"orientation": 8}}, r"dataset.neurons.orientation is not a setting"),
-        ({"neurons": {"excitatory_subunits": [0, 2]}}, r"dataset.neurons.excitatory_subunits=\(0, 2\) is not allowed"),
+        ({"n_neuron": 3}, r"simulation.n_neuron is not a setting; expected one of crop_scale, grayscale"),
+        ({"n_neurons": "many"}, r"simulation.n_neurons='many' is not allowed; expected an integer"),
+        ({"n_neurons": 0}, r"simulation.n_neurons=0 is not allowed; expected a positive integer"),
+        ({"test_repeats": 1}, r"simulation.test_repeats=1 is not allowed; expected at least 2"),
+        ({"crop_scale": [0.5]}, r"simulation.crop_scale=\[0.5\] is not allowed; expected a list of two numbers"),
+        ({"neurons": {"slope": "x"}}, r"simulation.neurons.slope='x' is not allowed; expected a number"),
+        ({"neurons": {"orientation": 8}}, r"simulation.neurons.orientation is not a setting"),
+        ({"neurons": {"excitatory_subunits": [0, 2]}}, r"simulation.neurons.excitatory_subunits=\(0, 2\) is not allowed"),
     ],
 )
 def test_bad_simulation_settings_are_named(values, message):
     with pytest.raises(EggError, match=message):
-        SimulationConfig.from_dict(values)
+        SimulationConfig.from_dict(values, prefix="simulation")
 
 
 def test_too_fine_gabors_for_the_image_size_are_refused():

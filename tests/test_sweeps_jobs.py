@@ -98,8 +98,8 @@ def test_fail_records_the_error_line_and_traceback_and_returns_one_hydra_message
 def test_a_bad_input_failure_keeps_its_message_and_a_rerun_clears_the_old_error(tmp_path):
     job = make_job(tmp_path)
     job.start(CFG)
-    job.fail(EggError("dataset.n_neurons=0 is not allowed; expected a positive integer"))
-    assert (job.out / ERROR_FILE).read_text() == "dataset.n_neurons=0 is not allowed; expected a positive integer\n"
+    job.fail(EggError("simulation.n_neurons=0 is not allowed; expected a positive integer"))
+    assert (job.out / ERROR_FILE).read_text() == "simulation.n_neurons=0 is not allowed; expected a positive integer\n"
     rerun = make_job(tmp_path)
     assert rerun.finished_summary("lr: 0.1\n") is None  # a failed job is never skipped
     rerun.start(CFG)

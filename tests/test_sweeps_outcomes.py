@@ -40,9 +40,9 @@ def test_the_first_error_line_of_a_job_log_is_egg_s_line_not_the_traceback_or_pr
     log = tmp_path / "log.err"
     log.write_text(
         "epoch 1: 100%|####| 30/30\r" * 2000
-        + "\negg: error: dataset.overdispersion=-1 is not allowed\nError executing job\nTraceback ...\nValueError: x\n"
+        + "\negg: error: simulation.overdispersion=-1 is not allowed\nError executing job\nTraceback ...\nValueError: x\n"
     )
-    assert first_error_line(log, "FAILED") == "dataset.overdispersion=-1 is not allowed"
+    assert first_error_line(log, "FAILED") == "simulation.overdispersion=-1 is not allowed"
 
 
 def test_a_job_cancelled_by_slurm_is_named_by_slurmstepd_s_line_and_its_state(tmp_path):

@@ -36,7 +36,7 @@ def cluster_missing() -> str | None:
 MISSING = cluster_missing()
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
 
-TINY = ["dataset=v4_sim_tiny", "report.optimum.enabled=false", "progress=false"]
+TINY = ["simulation=v4_sim_tiny", "report.optimum.enabled=false", "progress=false"]
 SMALL_JOBS = [
     "hydra/launcher=submitit_slurm",
     "hydra.launcher.cpus_per_task=1",
@@ -76,11 +76,11 @@ def sacct_states(job_ids: list[str], timeout_s: float = 60) -> dict[str, str]:
 
 def test_a_failing_job_is_failed_in_sacct_reported_in_one_line_and_collected(tmp_path):
     sweep = tmp_path / "sweep"
-    run = egg("simulate", "-m", *TINY, "dataset.overdispersion=0.0,-1", *SMALL_JOBS, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    run = egg("simulate", "-m", *TINY, "simulation.overdispersion=0.0,-1", *SMALL_JOBS, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
 
     assert run.returncode == 2, run.stderr[-3000:]
     (line,) = [ln for ln in run.stderr.splitlines() if ln.startswith("egg: error:")]
-    assert line.startswith("egg: error: job 1 failed: dataset.overdispersion=-1 is not allowed; expected a number >= 0 (log: ")
+    assert line.startswith("egg: error: job 1 failed: simulation.overdispersion=-1 is not allowed; expected a number >= 0 (log: ")
     assert line.endswith(f"1 of 2 jobs finished (every job's status: egg collect {sweep})")
     records = [json.loads((sweep / str(num) / "job.json").read_text()) for num in (0, 1)]
     assert [r["status"] for r in records] == ["finished", "failed"]
@@ -94,7 +94,7 @@ def test_a_failing_job_is_failed_in_sacct_reported_in_one_line_and_collected(tmp
     collected = egg("collect", str(sweep), cwd=tmp_path)
     assert collected.returncode == 0, collected.stderr
     assert "2 jobs: 1 finished, 1 failed, 0 running, 0 missing" in collected.stdout
-    assert "- job 1 `dataset.overdispersion=-1`: dataset.overdispersion=-1 is not allowed" in collected.stdout
+    assert "- job 1 `simulation.overdispersion=-1`: simulation.overdispersion=-1 is not allowed" in collected.stdout
 
 
 def test_a_request_larger_than_any_node_is_refused_before_sbatch(tmp_path):

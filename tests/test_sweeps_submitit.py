@@ -15,19 +15,19 @@ import pytest
 from data_assets import run_egg
 
 TINY = [
-    "dataset.n_neurons=3",
-    "dataset.image_size=32",
-    "dataset.n_train=30",
-    "dataset.n_validation=8",
-    "dataset.n_test=4",
-    "dataset.test_repeats=2",
+    "simulation.n_neurons=3",
+    "simulation.image_size=32",
+    "simulation.n_train=30",
+    "simulation.n_validation=8",
+    "simulation.n_test=4",
+    "simulation.test_repeats=2",
     "report.example_neurons=2",
     "progress=false",
-    "dataset.neurons.orientations=4",
-    "dataset.neurons.cycles_per_image=[4]",
+    "simulation.neurons.orientations=4",
+    "simulation.neurons.cycles_per_image=[4]",
 ]
 # job 0: overdispersion 0.0, job 1: -1 (invalid: EggError inside the job), job 2: 0.2
-SWEEP = ["dataset.overdispersion=0.0,-1,0.2"]
+SWEEP = ["simulation.overdispersion=0.0,-1,0.2"]
 
 
 def egg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -61,7 +61,7 @@ def test_submitit_local_sweep_isolates_the_failed_job_collects_all_and_skips_fin
     first = launch(sweep)
     # the sweep reports the failure after the other jobs ran
     assert first.returncode == 2, first.stderr[-3000:]
-    assert "job 1 failed: dataset.overdispersion=-1 is not allowed" in first.stderr
+    assert "job 1 failed: simulation.overdispersion=-1 is not allowed" in first.stderr
     assert f"egg collect {sweep}" in first.stderr
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 3  # three submitit jobs, each its own process
 
@@ -73,17 +73,17 @@ def test_submitit_local_sweep_isolates_the_failed_job_collects_all_and_skips_fin
         assert json.loads((sweep / str(num) / "summary.json").read_text())["status"] == "finished"
     failed = job_json(sweep, 1)
     assert failed["status"] == "failed"
-    assert failed["error"] == ("dataset.overdispersion=-1 is not allowed; expected a number >= 0")
+    assert failed["error"] == ("simulation.overdispersion=-1 is not allowed; expected a number >= 0")
     assert (sweep / "1" / "error.txt").read_text().strip() == failed["error"]
     assert (sweep / "1" / "config.yaml").exists()  # the failed job's folder is kept
 
     collected = egg("collect", str(sweep), cwd=tmp_path)
     assert collected.returncode == 0, collected.stderr
     assert "3 jobs: 2 finished, 1 failed, 0 running, 0 missing" in collected.stdout
-    assert "- job 1 `dataset.overdispersion=-1`: dataset.overdispersion=-1 is not allowed" in collected.stdout
+    assert "- job 1 `simulation.overdispersion=-1`: simulation.overdispersion=-1 is not allowed" in collected.stdout
     with open(sweep / "jobs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["job"], r["dataset.overdispersion"], r["status"]) for r in rows] == [
+    assert [(r["job"], r["simulation.overdispersion"], r["status"]) for r in rows] == [
         ("0", "0.0", "finished"),
         ("1", "-1", "failed"),
         ("2", "0.2", "finished"),

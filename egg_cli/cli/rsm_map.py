@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from egg_cli.cli.app import command, run_dir
-from egg_cli.rsa.pipeline import run_mapping
+from egg_cli.rsm.pipeline import run_mapping
 from egg_cli.runtime import plain, resolve_device, seed_everything
 
 

@@ -18,14 +18,14 @@ from tqdm import tqdm
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError, require
 from egg_cli.io import write_csv, write_json
-from egg_cli.rsa import figures
-from egg_cli.rsa.bids import write_bold_run, write_dataset_description
-from egg_cli.rsa.bold_simulation import BoldSimulationConfig, BoldStudy
-from egg_cli.rsa.features import extract, seeded_feature_model
-from egg_cli.rsa.fmri_simulation import FmriSimulationConfig, simulate_fmri
-from egg_cli.rsa.images_io import natural_images, read_images_h5, write_images_h5
-from egg_cli.rsa.layer_rdms import compute_layer_rdms, default_condition_names, write_layer_rdms
-from egg_cli.rsa.volume import save_volume
+from egg_cli.rsm import figures
+from egg_cli.rsm.bids import write_bold_run, write_dataset_description
+from egg_cli.rsm.bold_simulation import BoldSimulationConfig, BoldStudy
+from egg_cli.rsm.features import extract, seeded_feature_model
+from egg_cli.rsm.fmri_simulation import FmriSimulationConfig, simulate_fmri
+from egg_cli.rsm.images_io import natural_images, read_images_h5, write_images_h5
+from egg_cli.rsm.layer_rdms import compute_layer_rdms, default_condition_names, write_layer_rdms
+from egg_cli.rsm.volume import save_volume
 from egg_cli.runtime import plain
 
 log = logging.getLogger("egg.rsm")

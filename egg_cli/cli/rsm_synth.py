@@ -12,14 +12,14 @@ from omegaconf import DictConfig
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import require
 from egg_cli.io import write_csv, write_json
-from egg_cli.rsa import figures
-from egg_cli.rsa.features import seeded_feature_model
-from egg_cli.rsa.images_io import natural_images, write_images_h5, write_pngs
-from egg_cli.rsa.layer_rdms import compute_layer_rdms, write_layer_rdms
-from egg_cli.rsa.parametrization import make_parametrization
-from egg_cli.rsa.rsm import correlation_summary, rdm_contrast
-from egg_cli.rsa.synthesis import RsmObjective, images_to_uint8, synthesize
-from egg_cli.rsa.transforms import Jitter
+from egg_cli.rsm import figures
+from egg_cli.rsm.features import seeded_feature_model
+from egg_cli.rsm.images_io import natural_images, write_images_h5, write_pngs
+from egg_cli.rsm.layer_rdms import compute_layer_rdms, write_layer_rdms
+from egg_cli.rsm.matrices import correlation_summary, rdm_contrast
+from egg_cli.rsm.parametrization import make_parametrization
+from egg_cli.rsm.synthesis import RsmObjective, images_to_uint8, synthesize
+from egg_cli.rsm.transforms import Jitter
 
 log = logging.getLogger("egg.rsm")
 

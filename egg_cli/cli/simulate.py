@@ -31,7 +31,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise EggError(f"output={output!r} is not allowed; expected a file name ending in .h5 (written into the run folder)")
     if int(cfg.report.example_neurons) < 0:
         raise EggError(f"report.example_neurons={cfg.report.example_neurons}: expected 0 or a positive integer")
-    config = SimulationConfig.from_dict(OmegaConf.to_container(cfg.dataset, resolve=True))
+    config = SimulationConfig.from_dict(OmegaConf.to_container(cfg.simulation, resolve=True), prefix="simulation")
     progress = bool(cfg.get("progress", True))
     sim = simulate(config, seed=seed, device=device, progress=progress)
     simulated = time.perf_counter()
@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else None
     )
     path = out / output
-    write_simulation(sim, path, attrs={"seed": seed, "config": OmegaConf.to_yaml(cfg.dataset, resolve=True)})
+    write_simulation(sim, path, attrs={"seed": seed, "config": OmegaConf.to_yaml(cfg.simulation, resolve=True)})
     write_csv(out / "neurons.csv", neuron_rows(sim))
     save_figure(overview_figure(sim, int(cfg.report.example_neurons), seed=seed), out / "overview.png")
     if likeness is not None:

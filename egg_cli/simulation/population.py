@@ -48,7 +48,7 @@ class PopulationConfig:
 
         def need(ok: bool, key: str, expected: str) -> None:
             if not ok:
-                raise EggError(f"dataset.neurons.{key}={getattr(self, key)!r} is not allowed; expected {expected}")
+                raise EggError(f"simulation.neurons.{key}={getattr(self, key)!r} is not allowed; expected {expected}")
 
         need(self.orientations >= 1, "orientations", "a positive integer")
         need(len(self.cycles_per_image) >= 1 and min(self.cycles_per_image) > 0, "cycles_per_image", "a list of positive numbers")
@@ -106,7 +106,7 @@ def draw_population(
     """
     config.check()
     if n_neurons < 1:
-        raise EggError(f"dataset.n_neurons={n_neurons} is not allowed; expected a positive integer")
+        raise EggError(f"simulation.n_neurons={n_neurons} is not allowed; expected a positive integer")
     channels, height, width = image_shape
     if height != width:
         raise EggError(f"image size {height}x{width} is not square; expected square images")
@@ -114,7 +114,7 @@ def draw_population(
     wavelengths = np.array([width / c for c in config.cycles_per_image], dtype=np.float64)
     if wavelengths.min() < 3:
         raise EggError(
-            f"dataset.neurons.cycles_per_image={list(config.cycles_per_image)} gives a wavelength of {wavelengths.min():.2g} px "
+            f"simulation.neurons.cycles_per_image={list(config.cycles_per_image)} gives a wavelength of {wavelengths.min():.2g} px "
             f"at image size {width}; expected at most {width / 3:.3g} cycles per image (wavelengths of 3 px or more)"
         )
     n_freq = len(wavelengths)

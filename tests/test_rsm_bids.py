@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.bids import entities, find_runs, repetition_time, write_bold_run, write_dataset_description
-from egg_cli.rsa.bold_simulation import BoldSimulationConfig, BoldStudy
-from egg_cli.rsa.fmri_simulation import FmriSimulationConfig
-from egg_cli.rsa.glm import GlmConfig
-from egg_cli.rsa.layer_rdms import LayerRdms, default_condition_names, write_layer_rdms
-from egg_cli.rsa.subject_patterns import BidsSelection, glm_patterns, prepare_subject
+from egg_cli.rsm.bids import entities, find_runs, repetition_time, write_bold_run, write_dataset_description
+from egg_cli.rsm.bold_simulation import BoldSimulationConfig, BoldStudy
+from egg_cli.rsm.fmri_simulation import FmriSimulationConfig
+from egg_cli.rsm.glm import GlmConfig
+from egg_cli.rsm.layer_rdms import LayerRdms, default_condition_names, write_layer_rdms
+from egg_cli.rsm.subject_patterns import BidsSelection, glm_patterns, prepare_subject
 
 K = 8
 NAMES = default_condition_names(K)
@@ -148,7 +148,7 @@ def test_confound_columns_that_do_not_exist_are_rejected(dataset):
 def test_map_needs_one_input_patterns_or_bids(dataset, tmp_path):
     import torch
 
-    from egg_cli.rsa.pipeline import run_mapping
+    from egg_cli.rsm.pipeline import run_mapping
 
     root, _, _ = dataset
     with pytest.raises(EggError, match="neither data nor bids.root is set"):
@@ -231,7 +231,7 @@ def test_several_bold_files_for_one_run_are_ambiguous(dataset, tmp_path):
 
 
 def test_masked_series_reads_blocks_equal_to_the_whole_array(dataset):
-    from egg_cli.rsa.subject_patterns import masked_series
+    from egg_cli.rsm.subject_patterns import masked_series
 
     root, study, _ = dataset
     path = _func(root, "sub-01_task-rsm_run-1_space-sim_desc-preproc_bold.nii.gz")

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.features import GOOGLENET_INCEPTION_BLOCKS, build_backbone, extract, feature_model
-from egg_cli.rsa.parametrization import make_parametrization, natural_colour_matrix
-from egg_cli.rsa.rsm import cross_layer_correlation, layer_rsms, rsm, square, upper
-from egg_cli.rsa.synthesis import RsmObjective, evaluate, synthesize
-from egg_cli.rsa.transforms import Jitter
+from egg_cli.rsm.features import GOOGLENET_INCEPTION_BLOCKS, build_backbone, extract, feature_model
+from egg_cli.rsm.matrices import cross_layer_correlation, layer_rsms, rsm, square, upper
+from egg_cli.rsm.parametrization import make_parametrization, natural_colour_matrix
+from egg_cli.rsm.synthesis import RsmObjective, evaluate, synthesize
+from egg_cli.rsm.transforms import Jitter
 
 LAYERS = ["inception3a", "inception4a", "inception5b"]
 

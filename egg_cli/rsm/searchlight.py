@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.volume import BrainPatterns
+from egg_cli.rsm.volume import BrainPatterns
 
 DISTANCES = ("correlation", "euclidean", "crossnobis")
 

@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from egg_cli.rsa.design import Events, cosine_drift, event_regressors, frame_times, hrf, lsa_design
-from egg_cli.rsa.glm import ArParts, GlmConfig, first_level, gls
+from egg_cli.rsm.design import Events, cosine_drift, event_regressors, frame_times, hrf, lsa_design
+from egg_cli.rsm.glm import ArParts, GlmConfig, first_level, gls
 
 pd = pytest.importorskip("pandas")
 first_level_module = pytest.importorskip("nilearn.glm.first_level")

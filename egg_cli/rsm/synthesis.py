@@ -24,7 +24,7 @@ the contrast of layer l's RDM: standard deviation over mean of its correlation d
   0.4-0.6 in the random GoogLeNet) and costs nothing above it.
 
 Optimization: Adam on a Fourier (decorrelated colour) or pixel parametrization; each step sees
-freshly jittered images (:class:`~egg_cli.rsa.transforms.Jitter`); every ``eval_every`` steps
+freshly jittered images (:class:`~egg_cli.rsm.transforms.Jitter`); every ``eval_every`` steps
 the untransformed images are scored and the best set so far is kept.
 """
 
@@ -40,10 +40,10 @@ import torch
 from tqdm import tqdm
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.features import LayerFeatures
-from egg_cli.rsa.parametrization import ImageParametrization
-from egg_cli.rsa.rsm import EPS, layer_rsms, rdm_contrast, upper, vector_correlation
-from egg_cli.rsa.transforms import Jitter
+from egg_cli.rsm.features import LayerFeatures
+from egg_cli.rsm.matrices import EPS, layer_rsms, rdm_contrast, upper, vector_correlation
+from egg_cli.rsm.parametrization import ImageParametrization
+from egg_cli.rsm.transforms import Jitter
 
 log = logging.getLogger(__name__)
 

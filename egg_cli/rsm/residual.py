@@ -15,7 +15,7 @@ Formulation (for L layer RDMs over K conditions, P = K(K-1)/2 pairs):
    squares commutes with a common reordering of the pairs, the residuals of permuted RDMs are the
    permuted residuals, so the same max-statistic machinery as ``rsm map`` applies.
 
-The comparison itself lives in :class:`egg_cli.rsa.compare.Comparison` (``residual=True``).
+The comparison itself lives in :class:`egg_cli.rsm.compare.Comparison` (``residual=True``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from egg_cli.rsa.compare import residualize
+from egg_cli.rsm.compare import residualize
 
 
 def explained_by_others(model_vectors: np.ndarray, method: str = "spearman") -> np.ndarray:

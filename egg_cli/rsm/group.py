@@ -31,7 +31,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.compare import standardize
+from egg_cli.rsm.compare import standardize
 
 MAX_EXHAUSTIVE_SUBJECTS = 20
 TFCE_E, TFCE_H = 0.5, 2.0

@@ -16,17 +16,17 @@ from scipy import stats as scipy_stats
 
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_hdf5, write_csv, write_json
-from egg_cli.rsa import figures
-from egg_cli.rsa.compare import Comparison
-from egg_cli.rsa.glm import GlmConfig
-from egg_cli.rsa.group import noise_ceiling, sign_flip_test
-from egg_cli.rsa.layer_rdms import LayerRdms, compute_layer_rdms, read_layer_rdms
-from egg_cli.rsa.mapping import LayerMaps, map_layers, overlap_statistics, region_recovery
-from egg_cli.rsa.residual import explained_by_others
-from egg_cli.rsa.rsm import correlation_summary
-from egg_cli.rsa.searchlight import RdmCalculator, Searchlights, volume_searchlights
-from egg_cli.rsa.subject_patterns import BidsSelection, glm_patterns, prepare_subject
-from egg_cli.rsa.volume import BrainPatterns, check_same_grid, load_patterns, save_volume
+from egg_cli.rsm import figures
+from egg_cli.rsm.compare import Comparison
+from egg_cli.rsm.glm import GlmConfig
+from egg_cli.rsm.group import noise_ceiling, sign_flip_test
+from egg_cli.rsm.layer_rdms import LayerRdms, compute_layer_rdms, read_layer_rdms
+from egg_cli.rsm.mapping import LayerMaps, map_layers, overlap_statistics, region_recovery
+from egg_cli.rsm.matrices import correlation_summary
+from egg_cli.rsm.residual import explained_by_others
+from egg_cli.rsm.searchlight import RdmCalculator, Searchlights, volume_searchlights
+from egg_cli.rsm.subject_patterns import BidsSelection, glm_patterns, prepare_subject
+from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_patterns, save_volume
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def model_rdms(cfg: Mapping[str, Any], device: torch.device) -> LayerRdms:
     if cfg.get("rdms"):
         rdms = read_layer_rdms(cfg["rdms"])
     elif cfg.get("images"):
-        from egg_cli.rsa.features import feature_model
-        from egg_cli.rsa.images_io import read_images_h5
+        from egg_cli.rsm.features import feature_model
+        from egg_cli.rsm.images_io import read_images_h5
 
         model = feature_model(cfg["model"], device)
         images = torch.from_numpy(read_images_h5(cfg["images"]))

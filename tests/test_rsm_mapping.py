@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from egg_cli.rsa.compare import Comparison
-from egg_cli.rsa.fmri_simulation import FmriSimulationConfig, simulate_fmri
-from egg_cli.rsa.mapping import dice, map_layers, overlap_statistics, region_recovery
-from egg_cli.rsa.rsm import upper
-from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
-from egg_cli.rsa.volume import BrainPatterns
+from egg_cli.rsm.compare import Comparison
+from egg_cli.rsm.fmri_simulation import FmriSimulationConfig, simulate_fmri
+from egg_cli.rsm.mapping import dice, map_layers, overlap_statistics, region_recovery
+from egg_cli.rsm.matrices import upper
+from egg_cli.rsm.searchlight import RdmCalculator, volume_searchlights
+from egg_cli.rsm.volume import BrainPatterns
 
 K = 16
 LAYERS = ["early", "middle", "late"]
@@ -135,8 +135,8 @@ def test_overlap_statistics_counts():
 
 @pytest.mark.parametrize("method,residual", [("spearman", False), ("pearson", True), ("spearman", True)])
 def test_reindexed_permuted_models_equal_recomputed_ones(method, residual):
-    from egg_cli.rsa.compare import pair_permutation
-    from egg_cli.rsa.mapping import permuted_models
+    from egg_cli.rsm.compare import pair_permutation
+    from egg_cli.rsm.mapping import permuted_models
 
     vectors = _model_vectors(_features(shared=1.0))
     cmp = Comparison(method, residual)

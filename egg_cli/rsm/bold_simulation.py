@@ -1,6 +1,6 @@
 """Simulated BOLD time series of several subjects with planted layer representations.
 
-Geometry, region patterns and spatial noise follow :mod:`egg_cli.rsa.fmri_simulation`; here each
+Geometry, region patterns and spatial noise follow :mod:`egg_cli.rsm.fmri_simulation`; here each
 subject gets the template's regions shifted by a random offset (Gaussian, ``jitter_mm`` per axis,
 whole voxels, kept inside the mask) and its own random projection of the layer features. Every
 run shows each of the K images ``repeats`` times in random order (onsets after a ``lead_in``,
@@ -9,7 +9,7 @@ mask voxel's time series is
 
     y(t) = baseline + sum_k x_k(t) p_k + drift(t) + motion(t) w + e(t)
 
-with ``x_k`` the canonical-HRF regressor of image k (:mod:`egg_cli.rsa.design`), ``p_k`` the
+with ``x_k`` the canonical-HRF regressor of image k (:mod:`egg_cli.rsm.design`), ``p_k`` the
 voxel's planted response (std ``signal_std`` across images inside regions, 0 outside), drift a
 random mix of the cosines with periods above 100 s (std ``drift_std``), six motion parameters (random walks,
 written to the confounds file) mixed with random weights per voxel (std ``motion_std``), and AR(1)
@@ -26,8 +26,8 @@ import numpy as np
 from scipy import ndimage
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.design import Events, cosine_drift, event_regressors, frame_times
-from egg_cli.rsa.fmri_simulation import (
+from egg_cli.rsm.design import Events, cosine_drift, event_regressors, frame_times
+from egg_cli.rsm.fmri_simulation import (
     FmriSimulationConfig,
     ellipsoid_mask,
     grid_affine,

@@ -11,7 +11,7 @@ layers (and against label-permuted layers) is one matrix product:
 With ``residual=True`` each model vector is replaced by its residual after least-squares
 regression on the other models (plus an intercept), computed on ranks for ``spearman``; the
 brain statistic is then the (semi-partial) correlation of the brain RDM with the part of a layer's
-RDM that no other layer explains. See :mod:`egg_cli.rsa.residual`.
+RDM that no other layer explains. See :mod:`egg_cli.rsm.residual`.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def test_rsm_simulate_then_map_and_residual(tmp_path):
         else:  # the same pipeline in-process (saves a second interpreter start)
             import torch
 
-            from egg_cli.rsa.pipeline import run_mapping
+            from egg_cli.rsm.pipeline import run_mapping
 
             cfg = {k: v for k, v in (a.split("=", 1) for a in common)}
             cfg.update(n_permutations=50, radius=7.0, seed=0)
@@ -173,7 +173,7 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
     assert json.loads((out / "sub-01" / "summary.json").read_text())["recovery"]["n_regions"] == 3
     import torch
 
-    from egg_cli.rsa.pipeline import run_mapping
+    from egg_cli.rsm.pipeline import run_mapping
 
     cfg = {
         "bids": {"root": str(sim / "bids"), "task": "rsm"},

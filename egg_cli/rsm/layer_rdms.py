@@ -18,8 +18,8 @@ import torch
 
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_hdf5
-from egg_cli.rsa.features import LayerFeatures, extract
-from egg_cli.rsa.rsm import layer_rsms, upper
+from egg_cli.rsm.features import LayerFeatures, extract
+from egg_cli.rsm.matrices import layer_rsms, upper
 
 
 @dataclass

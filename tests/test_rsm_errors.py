@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.compare import Comparison
-from egg_cli.rsa.layer_rdms import LayerRdms, write_layer_rdms
-from egg_cli.rsa.mapping import map_layers
-from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
-from egg_cli.rsa.volume import load_patterns
+from egg_cli.rsm.compare import Comparison
+from egg_cli.rsm.layer_rdms import LayerRdms, write_layer_rdms
+from egg_cli.rsm.mapping import map_layers
+from egg_cli.rsm.searchlight import RdmCalculator, volume_searchlights
+from egg_cli.rsm.volume import load_patterns
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 

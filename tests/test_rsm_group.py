@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.group import noise_ceiling, one_sample_t, sign_flip_test, tfce
+from egg_cli.rsm.group import noise_ceiling, one_sample_t, sign_flip_test, tfce
 
 
 def _noise_maps(rng, n_subjects=8, shape=(8, 8, 6), n_layers=2):
@@ -122,15 +122,15 @@ def test_t_and_fwer_p_agree_with_nilearn_permuted_ols():
 @pytest.mark.slow
 def test_familywise_error_through_glm_and_searchlights_on_pure_noise_bold_is_near_five_percent():
     """Subjects whose BOLD carries no image signal: AR(1) GLM t-values -> Spearman searchlight maps -> sign flips."""
-    from egg_cli.rsa.bold_simulation import BoldSimulationConfig, BoldStudy
-    from egg_cli.rsa.compare import Comparison
-    from egg_cli.rsa.fmri_simulation import FmriSimulationConfig
-    from egg_cli.rsa.glm import GlmConfig, first_level
-    from egg_cli.rsa.layer_rdms import default_condition_names
-    from egg_cli.rsa.mapping import map_layers
-    from egg_cli.rsa.rsm import upper
-    from egg_cli.rsa.searchlight import RdmCalculator, volume_searchlights
-    from egg_cli.rsa.volume import BrainPatterns
+    from egg_cli.rsm.bold_simulation import BoldSimulationConfig, BoldStudy
+    from egg_cli.rsm.compare import Comparison
+    from egg_cli.rsm.fmri_simulation import FmriSimulationConfig
+    from egg_cli.rsm.glm import GlmConfig, first_level
+    from egg_cli.rsm.layer_rdms import default_condition_names
+    from egg_cli.rsm.mapping import map_layers
+    from egg_cli.rsm.matrices import upper
+    from egg_cli.rsm.searchlight import RdmCalculator, volume_searchlights
+    from egg_cli.rsm.volume import BrainPatterns
 
     k, layers, n_subjects, n_sims = 8, ["a", "b", "c"], 8, 40
     names = default_condition_names(k)

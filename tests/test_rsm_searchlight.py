@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from egg_cli.rsa.compare import Comparison, pair_permutation
-from egg_cli.rsa.searchlight import RdmCalculator, sphere_offsets, volume_searchlights
-from egg_cli.rsa.volume import BrainPatterns
+from egg_cli.rsm.compare import Comparison, pair_permutation
+from egg_cli.rsm.searchlight import RdmCalculator, sphere_offsets, volume_searchlights
+from egg_cli.rsm.volume import BrainPatterns
 
 rsa_sl = pytest.importorskip("rsatoolbox.util.searchlight")
 

@@ -1,6 +1,6 @@
 """First-level GLM per run: one response estimate (beta or t-value) per condition and voxel.
 
-Model ``y = X b + e`` with X from :mod:`egg_cli.rsa.design` and AR(1) noise
+Model ``y = X b + e`` with X from :mod:`egg_cli.rsm.design` and AR(1) noise
 ``e_t = rho e_{t-1} + u_t``. With ``W`` the AR(1) prewhitening matrix (``(Wz)_0 = sqrt(1 - rho^2) z_0``,
 ``(Wz)_t = z_t - rho z_{t-1}``), generalized least squares is OLS on ``(W X, W y)``:
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.design import HRF_PARAMETERS, Design, Events, lsa_design
+from egg_cli.rsm.design import HRF_PARAMETERS, Design, Events, lsa_design
 
 NOISE_MODELS = ("ols", "ar1")
 METHODS = ("lsa", "lss")

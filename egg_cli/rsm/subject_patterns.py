@@ -2,7 +2,7 @@
 
 Each run's BOLD series is read inside the analysis mask (the given mask, else the intersection
 of the runs' ``_desc-brain_mask`` files), its events mapped to the stimulus set's image names,
-its TR and confounds read (:mod:`egg_cli.rsa.bids`), and the GLM (:mod:`egg_cli.rsa.glm`) gives
+its TR and confounds read (:mod:`egg_cli.rsm.bids`), and the GLM (:mod:`egg_cli.rsm.glm`) gives
 one estimate per image present in the run. Observations are (run, image) pairs, so correlation
 RDMs average the runs and crossnobis uses them as folds. Voxels with a non-finite estimate in any
 run are dropped with a warning.
@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from egg_cli.errors import EggError
-from egg_cli.rsa import bids
-from egg_cli.rsa.design import Events
-from egg_cli.rsa.glm import GlmConfig, first_level
-from egg_cli.rsa.volume import BrainPatterns, check_same_grid, load_mask
+from egg_cli.rsm import bids
+from egg_cli.rsm.design import Events
+from egg_cli.rsm.glm import GlmConfig, first_level
+from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_mask
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path, write_json
-from egg_cli.rsa.design import Events
+from egg_cli.rsm.design import Events
 
 RUN_KEYS = ("sub", "ses", "task", "run")
 TR_TOLERANCE_S = 1e-3
@@ -275,7 +275,7 @@ def write_bold_run(
     confounds: dict[str, np.ndarray],
 ) -> Path:
     """One fMRIPrep-style run: preprocessed BOLD (+ sidecar), brain mask, events and confounds."""
-    from egg_cli.rsa.volume import save_volume
+    from egg_cli.rsm.volume import save_volume
 
     func = root / f"sub-{subject}" / "func"
     base = f"sub-{subject}_task-{task}_run-{run}"

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from egg_cli.errors import EggError
-from egg_cli.rsa.compare import Comparison, pair_permutation
-from egg_cli.rsa.searchlight import RdmCalculator
+from egg_cli.rsm.compare import Comparison, pair_permutation
+from egg_cli.rsm.searchlight import RdmCalculator
 
 log = logging.getLogger(__name__)
 
