@@ -53,11 +53,100 @@ def _init_from_checkpoint(model: Any, path: str, dataset: Any) -> None:
     log.info("initialized the model from %s", path)
 
 
+def _build(cfg: DictConfig, dataset: Any, device: torch.device) -> tuple[Any, int]:
+    """The encoding model of ``cfg.model`` for ``dataset`` (optionally from ``init_checkpoint``) and its trainable parameters."""
+    from egg_cli.models.encoding import build_model
+
+    train_trials = dataset.trials("train")
+    if len(train_trials) == 0:
+        raise EggError(f"dataset {dataset.path} has no train trials; expected images with tier 'train'")
+    mean_response = dataset.responses[train_trials].mean(0)
+    model = build_model(cfg.model, dataset.image_shape, dataset.neuron_ids, dataset.pixel_mean, dataset.pixel_std, mean_response)
+    if cfg.get("init_checkpoint"):
+        _init_from_checkpoint(model, cfg.init_checkpoint, dataset)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info(
+        "model: %s + %s, %d trainable parameters, %d neurons, input %s, device %s, %d threads",
+        type(model.core).__name__,
+        type(model.readout).__name__,
+        n_params,
+        model.n_neurons,
+        model.input_shape,
+        device,
+        torch.get_num_threads(),
+    )
+    return model, n_params
+
+
+def _training_record(state: Any) -> dict[str, Any]:
+    """How training went (saved in the checkpoint and the summary)."""
+    return {
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_validation_correlation": state.best_score,
+        "stop_reason": state.stop_reason,
+        "lr_decays": state.lr_decays,
+        "train_minutes": state.seconds / 60,
+        "train_cpu_minutes": state.cpu_seconds / 60,
+        "load_average_at_end": list(os.getloadavg()),
+    }
+
+
+def _neuron_rows(dataset: Any, per_neuron: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """One row per neuron: ``<tier>_<metric>`` for every scored tier."""
+    rows = []
+    for i, nid in enumerate(np.asarray(dataset.neuron_ids).tolist()):
+        row: dict[str, Any] = {"neuron_id": nid}
+        for tier, values in per_neuron.items():
+            row.update({f"{tier}_{k}": float(v[i]) for k, v in values.items()})
+        rows.append(row)
+    return rows
+
+
+def _summary(
+    cfg: DictConfig,
+    dataset: Any,
+    n_params: int,
+    device: torch.device,
+    training: dict[str, Any],
+    headline: str,
+    head: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """summary.json: the model, the training record and the headline tier's metrics."""
+    return {
+        "command": "train",
+        "dataset": str(dataset.path),
+        "model": {
+            "core": cfg.model.core._target_.rsplit(".", 1)[-1],
+            "readout": cfg.model.readout._target_.rsplit(".", 1)[-1],
+            "trainable_parameters": n_params,
+        },
+        "seed": int(cfg.seed),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "training": training,
+        f"{headline}_correlation_mean": head["correlation"]["mean"],
+        f"{headline}_oracle_mean": head["oracle"]["mean"],
+        f"{headline}_fraction_of_oracle": head["fraction_of_oracle"],
+        f"{headline}_feve_mean": head["feve"]["mean"],
+        "files": {
+            "checkpoint": "model.pt",
+            "metrics": "metrics.json",
+            "per_neuron": "neurons.csv",
+            "history": "history.json",
+            "figures": ["training_curves.png", "oracle_scatter.png"],
+            "training_state": STATE_NAME,
+        },
+        "wall_minutes": seconds / 60,
+        "status": "finished",
+    }
+
+
 def run(cfg: DictConfig) -> dict:
     """Train, evaluate on validation and test tiers, and write the run folder."""
     from egg_cli.data import load_dataset
     from egg_cli.models.checkpoint import save_checkpoint
-    from egg_cli.models.encoding import build_model
     from egg_cli.models.figures import plot_oracle_scatter, plot_training_curves
     from egg_cli.models.scoring import score_tier, summarize_tier
     from egg_cli.models.training import fit
@@ -77,24 +166,7 @@ def run(cfg: DictConfig) -> dict:
     trainer.check()
     seed_everything(int(cfg.seed))
     dataset = load_dataset(cfg.dataset_path)
-    train_trials = dataset.trials("train")
-    if len(train_trials) == 0:
-        raise EggError(f"dataset {dataset.path} has no train trials; expected images with tier 'train'")
-    mean_response = dataset.responses[train_trials].mean(0)
-    model = build_model(cfg.model, dataset.image_shape, dataset.neuron_ids, dataset.pixel_mean, dataset.pixel_std, mean_response)
-    if cfg.get("init_checkpoint"):
-        _init_from_checkpoint(model, cfg.init_checkpoint, dataset)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info(
-        "model: %s + %s, %d trainable parameters, %d neurons, input %s, device %s, %d threads",
-        type(model.core).__name__,
-        type(model.readout).__name__,
-        n_params,
-        model.n_neurons,
-        model.input_shape,
-        device,
-        torch.get_num_threads(),
-    )
+    model, n_params = _build(cfg, dataset, device)
     fingerprint = {
         "model config": OmegaConf.to_container(cfg.model, resolve=True),
         "dataset": str(dataset.path),
@@ -120,56 +192,15 @@ def run(cfg: DictConfig) -> dict:
     model.test_correlation = per_neuron[headline]["correlation"]
     model.dataset_path = str(dataset.path)
     model.dataset_id = dataset.population_id
-    training = {
-        "epochs": state.epoch,
-        "best_epoch": state.best_epoch,
-        "best_validation_correlation": state.best_score,
-        "stop_reason": state.stop_reason,
-        "lr_decays": state.lr_decays,
-        "train_minutes": state.seconds / 60,
-        "train_cpu_minutes": state.cpu_seconds / 60,
-        "load_average_at_end": list(os.getloadavg()),
-    }
+    training = _training_record(state)
     save_checkpoint(out / "model.pt", model, cfg.model, extra={"seed": int(cfg.seed), "metrics": metrics, "training": training})
     write_json(out / "metrics.json", {"headline_tier": headline, **metrics})
-    rows = []
-    for i, nid in enumerate(np.asarray(dataset.neuron_ids).tolist()):
-        row: dict[str, Any] = {"neuron_id": nid}
-        for t in tiers:
-            row.update({f"{t}_{k}": float(v[i]) for k, v in per_neuron[t].items()})
-        rows.append(row)
-    write_csv(out / "neurons.csv", rows)
+    write_csv(out / "neurons.csv", _neuron_rows(dataset, per_neuron))
     write_json(out / "history.json", state.history)
     plot_training_curves(state.history, out / "training_curves.png", state.best_epoch)
     plot_oracle_scatter(per_neuron[headline]["correlation"], per_neuron[headline]["oracle"], out / "oracle_scatter.png")
     head = metrics[headline]
-    summary = {
-        "command": "train",
-        "dataset": str(dataset.path),
-        "model": {
-            "core": cfg.model.core._target_.rsplit(".", 1)[-1],
-            "readout": cfg.model.readout._target_.rsplit(".", 1)[-1],
-            "trainable_parameters": n_params,
-        },
-        "seed": int(cfg.seed),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "training": training,
-        f"{headline}_correlation_mean": head["correlation"]["mean"],
-        f"{headline}_oracle_mean": head["oracle"]["mean"],
-        f"{headline}_fraction_of_oracle": head["fraction_of_oracle"],
-        f"{headline}_feve_mean": head["feve"]["mean"],
-        "files": {
-            "checkpoint": "model.pt",
-            "metrics": "metrics.json",
-            "per_neuron": "neurons.csv",
-            "history": "history.json",
-            "figures": ["training_curves.png", "oracle_scatter.png"],
-            "training_state": STATE_NAME,
-        },
-        "wall_minutes": (time.perf_counter() - started) / 60,
-        "status": "finished",
-    }
+    summary = _summary(cfg, dataset, n_params, device, training, headline, head, time.perf_counter() - started)
     write_json(out / "summary.json", summary)
     log.info(
         "%s correlation %.3f (oracle %.3f, fraction %.2f); run folder %s",
@@ -186,11 +217,8 @@ _hydra_main = app.command("train", required={"dataset_path": "dataset.h5 written
 
 
 def main() -> None:
-    """Entry point of ``egg train``: a Hydra app, with a pointer for ``dataset=`` (the simulator's group)."""
+    """Entry point of ``egg train``: a Hydra app, with a pointer from ``dataset=`` to ``dataset_path=``."""
     for arg in sys.argv[1:]:
         if arg.startswith(("dataset=", "+dataset=", "++dataset=")):
-            app.fail(
-                f"egg train takes the dataset as dataset_path=<file or folder>, got {arg!r} "
-                "(dataset is the config group of egg simulate)"
-            )
+            app.fail(f"egg train takes the dataset as dataset_path=<file or folder>, got {arg!r}")
     _hydra_main()

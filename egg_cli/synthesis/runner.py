@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis.adapter import ImageAdapter, contrast_norm
-from egg_cli.synthesis.base import SynthesisMethod
+from egg_cli.synthesis.base import MethodOutput, SynthesisMethod
 from egg_cli.synthesis.batching import chunk_problem_seed, plan_chunks, resolve_batch_size
 from egg_cli.synthesis.objectives import Objective
 from egg_cli.synthesis.results import GENERATING, SynthesisResult
@@ -67,6 +67,54 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _check_request(method: SynthesisMethod, objective: Objective, seeds: Sequence[int]) -> list[int]:
+    """The seeds as integers, after checking that the method fits the objective and seeds are distinct."""
+    if objective.methods is not None and method.name not in objective.methods:
+        raise EggError(f"objective={objective.name} needs method in {list(objective.methods)}, got method={method.name}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise EggError("seeds=[]: expected at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise EggError(f"seeds={seeds} lists a seed twice; expected distinct seeds")
+    return seeds
+
+
+class _Collector:
+    """Per-(problem, seed) arrays filled chunk by chunk; shaped by the first chunk's output."""
+
+    def __init__(self, n_problems: int, n_seeds: int) -> None:
+        self.shape = (n_problems, n_seeds)
+        self.images: np.ndarray | None = None
+        self.trace: np.ndarray | None = None
+        self.generator_images: np.ndarray | None = None
+        self.extras: dict[str, np.ndarray] = {}
+        self.scores = np.zeros(self.shape, dtype=np.float32)
+        self.seconds = np.zeros(self.shape, dtype=np.float64)
+        self.chunk = np.zeros(self.shape, dtype=np.int32)
+
+    def _allocate(self, out: MethodOutput) -> None:
+        self.images = np.zeros((*self.shape, *out.images.shape[1:]), dtype=np.float32)
+        self.trace = np.zeros((*self.shape, out.trace.shape[1]), dtype=np.float32)
+        if out.generator_images is not None:
+            self.generator_images = np.zeros((*self.shape, *out.generator_images.shape[1:]), dtype=np.float32)
+        self.extras = {key: np.zeros((*self.shape, *v.shape[1:]), dtype=v.cpu().numpy().dtype) for key, v in out.extras.items()}
+
+    def add(self, k: int, chunk: Sequence[tuple[int, int]], out: MethodOutput, elapsed: float) -> None:
+        """Store chunk ``k``'s output; element ``b`` of ``out`` is (problem, seed) ``chunk[b]``."""
+        if self.images is None:
+            self._allocate(out)
+        for b, (p, s) in enumerate(chunk):
+            self.images[p, s] = out.images[b].float().cpu().numpy()
+            self.scores[p, s] = float(out.scores[b])
+            self.trace[p, s] = out.trace[b].numpy()
+            if self.generator_images is not None:
+                self.generator_images[p, s] = out.generator_images[b].float().cpu().numpy()
+            for key, value in out.extras.items():
+                self.extras[key][p, s] = value[b].cpu().numpy()
+            self.seconds[p, s] = elapsed / len(chunk)
+            self.chunk[p, s] = k
+
+
 def synthesize(
     method: SynthesisMethod,
     objective: Objective,
@@ -86,13 +134,7 @@ def synthesize(
     (fp16/bf16, from ``egg_cli.runtime.resolve_precision``) runs the networks under autocast.
     """
     model = objective.model
-    if objective.methods is not None and method.name not in objective.methods:
-        raise EggError(f"objective={objective.name} needs method in {list(objective.methods)}, got method={method.name}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise EggError("seeds=[]: expected at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise EggError(f"seeds={seeds} lists a seed twice; expected distinct seeds")
+    seeds = _check_request(method, objective, seeds)
     problem_ids = list(range(objective.n_problems)) if problems is None else [int(p) for p in problems]
     space = method.prepare(objective, model.input_shape, device)
     adapter = build_adapter(model, space.shape, space.space, adapter_options).to(device)
@@ -101,13 +143,7 @@ def synthesize(
         batch_size, lambda b: method.probe(objective, adapter, device, b), device, n_elements, max_batch_size
     )
     chunks = plan_chunks(len(problem_ids), len(seeds), size, whole_problems=method.couples_seeds)
-
-    P, S = len(problem_ids), len(seeds)
-    images = generator_images = trace = None
-    extras: dict[str, np.ndarray] = {}
-    scores = np.zeros((P, S), dtype=np.float32)
-    seconds = np.zeros((P, S), dtype=np.float64)
-    chunk_of = np.zeros((P, S), dtype=np.int32)
+    collected = _Collector(len(problem_ids), len(seeds))
     bar = tqdm(
         total=n_elements * method.steps, desc=f"{method.name} {objective.name}", unit="step", disable=not progress, leave=False
     )
@@ -126,43 +162,26 @@ def synthesize(
         with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
             out = method.run(objective, problem, chunk_seeds, adapter, device, on_step=on_step)
         _sync(device)
-        elapsed = time.perf_counter() - start
-        if images is None:
-            images = np.zeros((P, S, *out.images.shape[1:]), dtype=np.float32)
-            trace = np.zeros((P, S, out.trace.shape[1]), dtype=np.float32)
-            if out.generator_images is not None:
-                generator_images = np.zeros((P, S, *out.generator_images.shape[1:]), dtype=np.float32)
-            extras = {key: np.zeros((P, S, *v.shape[1:]), dtype=v.cpu().numpy().dtype) for key, v in out.extras.items()}
-        for b, (p, s) in enumerate(chunk):
-            images[p, s] = out.images[b].float().cpu().numpy()
-            scores[p, s] = float(out.scores[b])
-            trace[p, s] = out.trace[b].numpy()
-            if generator_images is not None:
-                generator_images[p, s] = out.generator_images[b].float().cpu().numpy()
-            for key, value in out.extras.items():
-                extras[key][p, s] = value[b].cpu().numpy()
-            seconds[p, s] = elapsed / len(chunk)
-            chunk_of[p, s] = k
+        collected.add(k, chunk, out, time.perf_counter() - start)
     bar.close()
     labels_all = objective.labels()
-    table = {key: value[problem_ids] for key, value in objective.problem_table().items()}
     result = SynthesisResult(
         method=method.name,
         objective=objective.name,
         method_settings=method.info().settings,
         adapter=adapter_record(adapter),
         seeds=np.asarray(seeds, dtype=np.int64),
-        problems=table,
+        problems={key: value[problem_ids] for key, value in objective.problem_table().items()},
         labels=[labels_all[p] for p in problem_ids],
-        images=images,
-        scores={GENERATING: scores},
-        trace=trace,
-        seconds_per_image=seconds,
-        chunk=chunk_of,
+        images=collected.images,
+        scores={GENERATING: collected.scores},
+        trace=collected.trace,
+        seconds_per_image=collected.seconds,
+        chunk=collected.chunk,
         batch_size=size,
         device=str(device),
-        generator_images=generator_images,
-        extras=extras,
+        generator_images=collected.generator_images,
+        extras=collected.extras,
     )
     check_finite(result.scores[GENERATING], result, GENERATING)
     return result

@@ -110,23 +110,24 @@ def select_neurons(checkpoints: Mapping[str, Sequence[Path]], n_generating: int,
     return sorted(int(i) for i in order[:k]), mean
 
 
-def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> DemoResult:
-    """Run every stage of the demo into ``out_dir``; ``tasks`` maps each egg command to its library entry
-    ``run(cfg)``. The report is written by :mod:`.report`."""
-    from egg_cli.configs import CONFIG_DIR
-    from egg_cli.models import read_checkpoint
+@dataclass
+class _Stages:
+    """Runs the demo's stages as egg commands in folders of ``out`` and records their timing."""
 
-    plan.check()
-    out = Path(out_dir).absolute()
-    stages: list[dict[str, Any]] = []
+    plan: DemoPlan
+    out: Path
+    tasks: Mapping[str, Task]
+    records: list[dict[str, Any]] = field(default_factory=list)
 
-    def stage(command: str, overrides: list[str], folder: Path, label: str, seed: int = plan.seed) -> StageResult:
-        result = run_stage(command, tasks[command], [f"seed={seed}", f"device={override_value(plan.device)}", *overrides], folder)
-        stages.append(
+    def __call__(self, command: str, overrides: list[str], folder: Path, label: str, seed: int | None = None) -> StageResult:
+        seed = self.plan.seed if seed is None else seed
+        common = [f"seed={seed}", f"device={override_value(self.plan.device)}"]
+        result = run_stage(command, self.tasks[command], [*common, *overrides], folder)
+        self.records.append(
             {
                 "stage": label,
                 "command": command,
-                "folder": str(folder.relative_to(out)),
+                "folder": str(folder.relative_to(self.out)),
                 "seconds": result.seconds,
                 "cpu_seconds": result.cpu_seconds,
             }
@@ -134,19 +135,16 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
         log.info("%s finished in %.1f s", label, result.seconds)
         return result
 
-    # 1. a simulated dataset with known ground truth
-    sim = stage("simulate", [f"progress={override_value(plan.progress)}", *plan.simulate], out / "simulate", "simulate")
-    dataset = out / "simulate" / "dataset.h5"
-    if not dataset.is_file():
-        raise EggError(f"egg simulate wrote no {dataset}; expected its dataset.h5")
 
-    # 2. ensembles of two architectures; the first half of each generates, the rest is held out
+def _train_members(stage: _Stages, dataset: Path) -> tuple[dict[str, list[Path]], dict[str, list[dict[str, Any]]]]:
+    """Ensembles of every architecture; the first half of each generates, the rest is held out."""
+    plan = stage.plan
     checkpoints: dict[str, list[Path]] = {}
-    train_summaries: dict[str, list[dict[str, Any]]] = {}
+    summaries: dict[str, list[dict[str, Any]]] = {}
     for arch, arch_overrides in plan.architectures.items():
-        checkpoints[arch], train_summaries[arch] = [], []
+        checkpoints[arch], summaries[arch] = [], []
         for k in range(plan.members):
-            folder = out / "train" / arch / f"member_{k}"
+            folder = stage.out / "train" / arch / f"member_{k}"
             res = stage(
                 "train",
                 [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train],
@@ -155,15 +153,19 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
                 seed=plan.seed + k,
             )
             checkpoints[arch].append(folder / "model.pt")
-            train_summaries[arch].append(res.summary)
+            summaries[arch].append(res.summary)
+    return checkpoints, summaries
 
-    # 3. the same well-predicted neurons for every generator and method
-    neurons, mean_corr = select_neurons(checkpoints, plan.generating, plan.neurons)
-    neuron_ids = list(np.asarray(read_checkpoint(checkpoints[next(iter(checkpoints))][0])["neuron_ids"])[neurons])
 
-    # 4. synthesis: every method on every generating ensemble
+def _synthesize(
+    stage: _Stages, dataset: Path, checkpoints: Mapping[str, list[Path]], neurons: list[int]
+) -> tuple[dict[tuple[str, str], Path], dict[tuple[str, str], dict[str, Any]], dict[str, str]]:
+    """Every method on every generating ensemble: run folders, summaries, and the skipped optional methods."""
+    from egg_cli.configs import CONFIG_DIR
+
+    plan = stage.plan
     runs: dict[tuple[str, str], Path] = {}
-    synth_summaries: dict[tuple[str, str], dict[str, Any]] = {}
+    summaries: dict[tuple[str, str], dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     for method, method_overrides in plan.methods.items():
         missing = method_available(method_overrides, CONFIG_DIR)
@@ -174,7 +176,7 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
                 continue
             raise EggError(f"methods.{method}: {missing}; expected an available method or list it in optional_methods")
         for arch, paths in checkpoints.items():
-            folder = out / "synth" / arch / method
+            folder = stage.out / "synth" / arch / method
             generating = [str(p) for p in paths[: plan.generating]]
             res = stage(
                 "synth",
@@ -191,16 +193,22 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
                 f"synth {arch} {method}",
             )
             runs[(arch, method)] = folder
-            synth_summaries[(arch, method)] = res.summary
+            summaries[(arch, method)] = res.summary
+    return runs, summaries, skipped
 
-    # 5. every image in the held-out ensembles of every architecture and in the ground truth
+
+def _evaluate(
+    stage: _Stages, dataset: Path, checkpoints: Mapping[str, list[Path]], runs: Mapping[tuple[str, str], Path]
+) -> StageResult:
+    """Every image in the held-out ensembles of every architecture and in the ground truth."""
+    plan = stage.plan
     evaluators: dict[str, Any] = {
         f"{arch}_heldout": [str(p) for p in paths[plan.generating :]] for arch, paths in checkpoints.items()
     }
     evaluators[GROUND_TRUTH] = GROUND_TRUTH
     run_specs = [{"path": str(folder), "method": method, "generator": arch} for (arch, method), folder in runs.items()]
     reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
-    ev = stage(
+    return stage(
         "evaluate",
         [
             f"runs={override_value(run_specs)}",
@@ -209,9 +217,32 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
             f"reference={override_value(reference)}",
             *plan.evaluate,
         ],
-        out / "evaluate",
+        stage.out / "evaluate",
         "evaluate",
     )
+
+
+def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> DemoResult:
+    """Run every stage of the demo into ``out_dir``; ``tasks`` maps each egg command to its library entry
+    ``run(cfg)``. The report is written by :mod:`.report`."""
+    from egg_cli.models import read_checkpoint
+
+    plan.check()
+    out = Path(out_dir).absolute()
+    stage = _Stages(plan, out, tasks)
+    # 1. a simulated dataset with known ground truth
+    sim = stage("simulate", [f"progress={override_value(plan.progress)}", *plan.simulate], out / "simulate", "simulate")
+    dataset = out / "simulate" / "dataset.h5"
+    if not dataset.is_file():
+        raise EggError(f"egg simulate wrote no {dataset}; expected its dataset.h5")
+    # 2. ensembles of two architectures
+    checkpoints, train_summaries = _train_members(stage, dataset)
+    # 3. the same well-predicted neurons for every generator and method
+    neurons, mean_corr = select_neurons(checkpoints, plan.generating, plan.neurons)
+    neuron_ids = list(np.asarray(read_checkpoint(checkpoints[next(iter(checkpoints))][0])["neuron_ids"])[neurons])
+    # 4. synthesis, 5. evaluation
+    runs, synth_summaries, skipped = _synthesize(stage, dataset, checkpoints, neurons)
+    ev = _evaluate(stage, dataset, checkpoints, runs)
     return DemoResult(
         out_dir=out,
         dataset=dataset,
@@ -221,7 +252,7 @@ def run_demo(plan: DemoPlan, out_dir: str | Path, tasks: Mapping[str, Task]) -> 
         runs=runs,
         skipped_methods=skipped,
         evaluation_dir=out / "evaluate",
-        stages=stages,
+        stages=stage.records,
         train_summaries=train_summaries,
         synth_summaries=synth_summaries,
         evaluation={**ev.summary, "simulate": sim.summary, "mean_test_correlation_selected": float(np.mean(mean_corr[neurons]))},
