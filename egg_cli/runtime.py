@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -57,3 +59,11 @@ def plain(value: Any) -> Any:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def optional_import(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module`` of an optional dependency group; missing: one line naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise EggError(f"{what} needs the {module} package: pip install 'egg-cli[{extra}]' (or egg-cli[all])") from err

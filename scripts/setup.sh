@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the project-local virtual environment .venv and install egg with its test extras.
+# Create the project-local virtual environment .venv and install egg with all its extras and the test tools.
 # Idempotent: a second run only reinstalls when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ if [ ! -e "$stamp" ]; then
     .venv/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
     # compat mode puts the checkout on sys.path, so Hydra's plugin scan finds hydra_plugins/egg_launcher
     # (the default editable finder hides it from pkgutil)
-    .venv/bin/python -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
+    .venv/bin/python -m pip install --quiet -e ".[test,all]" --config-settings editable_mode=compat
     rm -f .venv/.egg-setup-*
     touch "$stamp"
 fi

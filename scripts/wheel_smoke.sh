@@ -22,7 +22,7 @@ done
 step "installing $(basename "$wheel") into a fresh virtual environment"
 "$PY" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-"$work/venv/bin/python" -m pip install --quiet "$wheel"
+"$work/venv/bin/python" -m pip install --quiet "$wheel[all]"   # fmri (egg rsm) and cmaes extras
 egg=$work/venv/bin/egg
 mkdir -p "$work/run" && cd "$work/run"   # nothing of the repository is reachable from here
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

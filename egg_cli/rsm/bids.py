@@ -23,6 +23,7 @@ import numpy as np
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path, write_json
 from egg_cli.rsm.design import Events
+from egg_cli.rsm.volume import nibabel
 
 RUN_KEYS = ("sub", "ses", "task", "run")
 TR_TOLERANCE_S = 1e-3
@@ -150,8 +151,7 @@ def _sidecar(bold: Path, root: Path, ent: dict[str, str]) -> Path | None:
 
 def repetition_time(run: BidsRun) -> float:
     """TR (s) from the sidecar and/or the header; both present and different is an error."""
-    import nibabel as nib
-
+    nib = nibabel()
     header_tr = None
     img = nib.load(str(run.bold))
     if len(img.shape) != 4:

@@ -26,7 +26,7 @@ from egg_cli.rsm.matrices import correlation_summary
 from egg_cli.rsm.residual import explained_by_others
 from egg_cli.rsm.searchlight import RdmCalculator, Searchlights, volume_searchlights
 from egg_cli.rsm.subject_patterns import BidsSelection, glm_patterns, prepare_subject
-from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_patterns, save_volume
+from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_patterns, nibabel, save_volume
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ def model_rdms(cfg: Mapping[str, Any], device: torch.device) -> LayerRdms:
 
 def read_truth(path: str | Path, patterns: BrainPatterns) -> tuple[np.ndarray, dict[int, str]]:
     """Ground-truth label volume (values at the analysis mask's voxels) and its label -> layer names."""
-    import nibabel as nib
-
+    nib = nibabel()
     path = Path(path)
     if not path.is_file():
         raise EggError(f"truth={path} does not exist; expected the truth.nii.gz written by rsm simulate")

@@ -22,7 +22,7 @@ from egg_cli.errors import EggError
 from egg_cli.rsm import bids
 from egg_cli.rsm.design import Events
 from egg_cli.rsm.glm import GlmConfig, first_level
-from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_mask
+from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_mask, nibabel
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def prepare_subject(
     selection: BidsSelection, subject: str, names: Sequence[str], mask_path: str | Path | None = None
 ) -> SubjectRuns:
     """Find and check every input of ``subject`` (files, grids, TR, events, confounds) without fitting."""
-    import nibabel as nib
-
+    nib = nibabel()
     runs = bids.find_runs(
         selection.root, subject, selection.task, selection.space, selection.runs, selection.desc, selection.events_root
     )
@@ -154,8 +153,7 @@ def masked_series(path: Path, mask: np.ndarray, block: int = 32) -> np.ndarray:
 
     The file stays open between blocks, so a .nii.gz is decompressed once, front to back.
     """
-    import nibabel as nib
-
+    nib = nibabel()
     img = nib.load(str(path), keep_file_open=True)
     n = img.shape[3]
     out = np.empty((n, int(mask.sum())), dtype=np.float32)

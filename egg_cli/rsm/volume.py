@@ -12,10 +12,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from egg_cli.errors import EggError, first_line
+from egg_cli.runtime import optional_import
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,13 @@ class BrainPatterns:
         return sums / np.bincount(self.conditions, minlength=self.n_conditions)[:, None]
 
 
-def _load_image(path: str | Path, what: str):
-    import nibabel as nib
+def nibabel() -> ModuleType:
+    """nibabel, the optional dependency of NIfTI input and output (``pip install 'egg-cli[fmri]'``)."""
+    return optional_import("nibabel", "fmri", "reading and writing NIfTI images")
 
+
+def _load_image(path: str | Path, what: str):
+    nib = nibabel()
     path = Path(path)
     if not path.is_file():
         raise EggError(f"{what}={path} does not exist; expected a NIfTI file (.nii or .nii.gz)")
@@ -249,8 +255,7 @@ def save_volume(
 
     ``tr`` (s) goes into the header's fourth zoom of a 4D image.
     """
-    import nibabel as nib
-
+    nib = nibabel()
     from egg_cli.io import atomic_path
 
     values = np.asarray(values)

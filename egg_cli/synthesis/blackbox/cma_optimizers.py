@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from egg_cli.errors import EggError
+from egg_cli.runtime import optional_import
 from egg_cli.synthesis.blackbox.base import CodeOptimizer, finite_scores
 
 COVARIANCES = ("auto", "full", "diagonal")
@@ -66,8 +67,7 @@ class CMAOptimizer(CodeOptimizer):
         covariance: str = "auto",
         full_covariance_max_dim: int = 1024,
     ) -> None:
-        import cma
-
+        cma = optional_import("cma", "cmaes", "method=cmaes")
         check_cma_settings(population_size, sigma0, covariance)
         self.dim = int(dim)
         self.population_size = int(population_size)
