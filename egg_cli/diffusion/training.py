@@ -112,14 +112,9 @@ def _lr_at(step: int, lr: float, warmup: int) -> float:
     return lr * min(1.0, (step + 1) / max(1, warmup))
 
 
-def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Train (or resume) a diffusion prior as configured; returns the summary."""
+def _check_settings(cfg: DictConfig) -> None:
+    """One line for the first training setting out of range."""
     tr = cfg.training
-    if int(cfg.get("threads", 0)) > 0:
-        torch.set_num_threads(int(cfg.threads))
-    device = resolve_device(str(cfg.device))
-    seed_everything(int(cfg.seed))
-    spec = spec_from_config(cfg)
     for key in ("steps", "batch_size"):
         if int(tr[key]) < 1:
             raise EggError(f"training.{key}={tr[key]} must be a positive integer")
@@ -131,38 +126,39 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for key in ("log_every", "checkpoint_every", "sample_count"):
         if int(cfg[key]) < 1:
             raise EggError(f"{key}={cfg[key]} must be a positive integer")
-    model = UNetModel(spec.unet).to(device)
-    ema = EMA(model, float(tr.ema_decay), bool(tr.ema_warmup))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(tr.lr), weight_decay=float(tr.weight_decay))
-    diffusion = GaussianDiffusion(spec.diffusion, "")
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    step, metrics, elapsed_before = 0, [], 0.0
-    x0_mse = None  # calibration table of the EMA weights (fixed-variance priors), refreshed with each sample grid
 
-    resume = _resume_path(cfg.get("resume", "auto"), out_dir)
-    if resume is not None:
-        ckpt = read_checkpoint(resume, "resume checkpoint")
-        if ckpt.get("unet") != spec.unet.to_dict() or ckpt.get("diffusion") != spec.diffusion.to_dict():
-            diffs = [
-                f"{k}: {ckpt.get(s, {}).get(k)!r} vs {v!r}"
-                for s, d in (("unet", spec.unet.to_dict()), ("diffusion", spec.diffusion.to_dict()))
-                for k, v in d.items()
-                if ckpt.get(s, {}).get(k) != v
-            ]
-            raise EggError(
-                f"resume checkpoint {resume} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or resume=none"
-            )
-        diffs = state_dict_differences(model, ckpt["model"])
-        if diffs:
-            raise EggError(f"resume checkpoint {resume} does not fit the UNet: {'; '.join(diffs)}")
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict({"updates": ckpt["ema_updates"], "weights": ckpt["ema"]})
-        optimizer.load_state_dict(ckpt["optimizer"])
-        generator.set_state(ckpt["generator"])
-        step, metrics, elapsed_before = int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0))
-        x0_mse = ckpt.get("x0_mse")
-        log.info("resumed from %s at step %d", resume, step)
 
+def _resume(
+    path: Path, spec: PriorSpec, model: UNetModel, ema: EMA, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> tuple[int, list[dict[str, Any]], float, Any]:
+    """Load a training checkpoint of the same flags into model, EMA, optimizer and data generator.
+
+    Returns (step, metrics, seconds trained so far, x0_mse calibration table).
+    """
+    ckpt = read_checkpoint(path, "resume checkpoint")
+    if ckpt.get("unet") != spec.unet.to_dict() or ckpt.get("diffusion") != spec.diffusion.to_dict():
+        diffs = [
+            f"{k}: {ckpt.get(s, {}).get(k)!r} vs {v!r}"
+            for s, d in (("unet", spec.unet.to_dict()), ("diffusion", spec.diffusion.to_dict()))
+            for k, v in d.items()
+            if ckpt.get(s, {}).get(k) != v
+        ]
+        raise EggError(
+            f"resume checkpoint {path} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or resume=none"
+        )
+    diffs = state_dict_differences(model, ckpt["model"])
+    if diffs:
+        raise EggError(f"resume checkpoint {path} does not fit the UNet: {'; '.join(diffs)}")
+    model.load_state_dict(ckpt["model"])
+    ema.load_state_dict({"updates": ckpt["ema_updates"], "weights": ckpt["ema"]})
+    optimizer.load_state_dict(ckpt["optimizer"])
+    generator.set_state(ckpt["generator"])
+    log.info("resumed from %s at step %d", path, int(ckpt["step"]))
+    return int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0)), ckpt.get("x0_mse")
+
+
+def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBank, float]:
+    """The training crops (``cfg.data``), their spectral slope, and crops.png."""
     data = cfg.data
     source = None if str(data.source) == "bundled" else str(data.source)
     t0 = time.time()
@@ -177,6 +173,65 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         crop_slope,
     )
     save_image_grid(bank.sample(64, seed=int(cfg.seed)), out_dir / "crops.png", nrow=8)
+    return bank, crop_slope
+
+
+def _train_step(
+    model: UNetModel,
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    diffusion: GaussianDiffusion,
+    x: torch.Tensor,
+    generator: torch.Generator,
+    tr: DictConfig,
+    step: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """One optimizer step on the batch ``x`` (timesteps and noise from ``generator``); its loss terms."""
+    t = torch.randint(diffusion.num_timesteps, (x.shape[0],), generator=generator).to(device)
+    noise = torch.randn(x.shape, generator=generator).to(device)
+    for group in optimizer.param_groups:
+        group["lr"] = _lr_at(step, float(tr.lr), int(tr.warmup_steps))
+    terms = diffusion.training_losses(model, x, t, noise, str(tr.weighting), float(tr.min_snr_gamma))
+    loss = terms["loss"].mean()
+    if not torch.isfinite(loss):
+        raise EggError(f"training loss became {loss.item()} at step {step}; lower training.lr (now {tr.lr}) or check the images")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tr.grad_clip))
+    optimizer.step()
+    ema.update(model)
+    return {
+        "loss": loss.item(),
+        "mse": terms["mse"].mean().item(),
+        "vb": terms["vb"].mean().item() if "vb" in terms else 0.0,
+        "grad_norm": float(grad_norm),
+    }
+
+
+def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Train (or resume) a diffusion prior as configured; returns the summary."""
+    tr = cfg.training
+    if int(cfg.get("threads", 0)) > 0:
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(str(cfg.device))
+    seed_everything(int(cfg.seed))
+    spec = spec_from_config(cfg)
+    _check_settings(cfg)
+    model = UNetModel(spec.unet).to(device)
+    ema = EMA(model, float(tr.ema_decay), bool(tr.ema_warmup))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(tr.lr), weight_decay=float(tr.weight_decay))
+    diffusion = GaussianDiffusion(spec.diffusion, "")
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    step, metrics, elapsed_before = 0, [], 0.0
+    x0_mse = None  # calibration table of the EMA weights (fixed-variance priors), refreshed with each sample grid
+
+    resume = _resume_path(cfg.get("resume", "auto"), out_dir)
+    if resume is not None:
+        step, metrics, elapsed_before, x0_mse = _resume(resume, spec, model, ema, optimizer, generator)
+
+    data = cfg.data
+    bank, crop_slope = _crop_bank(cfg, spec, out_dir)
 
     total = int(tr.steps)
     start_time = time.time()
@@ -224,30 +279,8 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     bar = tqdm(total=total, initial=step, desc="train-prior", disable=not cfg.progress, dynamic_ncols=True)
     while step < total:
         x = bank.batch(int(tr.batch_size), generator, flip=bool(data.flip)).to(device)
-        t = torch.randint(diffusion.num_timesteps, (x.shape[0],), generator=generator).to(device)
-        noise = torch.randn(x.shape, generator=generator).to(device)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, float(tr.lr), int(tr.warmup_steps))
-        terms = diffusion.training_losses(model, x, t, noise, str(tr.weighting), float(tr.min_snr_gamma))
-        loss = terms["loss"].mean()
-        if not torch.isfinite(loss):
-            raise EggError(
-                f"training loss became {loss.item()} at step {step}; lower training.lr (now {tr.lr}) or check the images"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tr.grad_clip))
-        optimizer.step()
-        ema.update(model)
+        window.append(_train_step(model, ema, optimizer, diffusion, x, generator, tr, step, device))
         step += 1
-        window.append(
-            {
-                "loss": loss.item(),
-                "mse": terms["mse"].mean().item(),
-                "vb": terms["vb"].mean().item() if "vb" in terms else 0.0,
-                "grad_norm": float(grad_norm),
-            }
-        )
         bar.update(1)
         sample_now = int(cfg.sample_every) > 0 and (step % int(cfg.sample_every) == 0 or step == total)
         if step % int(cfg.log_every) == 0 or sample_now or step == total:

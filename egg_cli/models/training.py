@@ -95,6 +95,95 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _optimizer(model: nn.Module, config: TrainerConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW on the trainable parameters and the plateau scheduler on validation correlation."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="max",
+        factor=config.lr_decay_factor,
+        patience=config.patience,
+        threshold=config.min_improvement,
+        threshold_mode="abs",
+    )
+    return optimizer, scheduler
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset: Any,
+    config: TrainerConfig,
+    epoch: int,
+    seed: int,
+    device: torch.device,
+    deadline: float,
+    progress: bool,
+) -> tuple[float, int]:
+    """One pass over the train tier (ended early at ``time.perf_counter() >= deadline``): (summed Poisson loss, images)."""
+    model.train()
+    total, count = 0.0, 0
+    n_batches = math.ceil(len(dataset.trials("train")) / config.batch_size)
+    batches = dataset.dataloader("train", batch_size=config.batch_size, shuffle=True, seed=seed * 100_003 + epoch)
+    for images, responses in tqdm(
+        batches, total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=not progress
+    ):
+        if time.perf_counter() >= deadline:
+            log.info("trainer.max_minutes=%s reached inside epoch %d: ending it early", config.max_minutes, epoch)
+            break
+        images = torch.as_tensor(images, dtype=torch.float32).to(device)
+        responses = torch.as_tensor(responses, dtype=torch.float32).to(device)
+        data_loss = poisson_loss(model(images), responses)
+        loss = data_loss + model.regularizer()
+        if not torch.isfinite(loss):
+            raise EggError(
+                f"training diverged in epoch {epoch}: the loss is {loss.item()}; "
+                f"expected a finite loss (lower trainer.lr={config.lr} or check the dataset for NaN)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += data_loss.item() * len(images)
+        count += len(images)
+    return total, count
+
+
+def _record_epoch(state: TrainingState, train_loss: float, score: float, lr: float, images: int) -> None:
+    """Append the finished epoch (``state.epoch``) to the history and log it."""
+    state.history.append(
+        {
+            "epoch": state.epoch,
+            "train_poisson_loss": train_loss,
+            "validation_correlation": score,
+            "lr": lr,
+            "seconds": state.seconds,
+            "cpu_seconds": state.cpu_seconds,
+            "images": images,
+        }
+    )
+    log.info(
+        "epoch %d: train loss %.4f, validation correlation %.4f (best %.4f at %d), lr %.2g, %.1f min",
+        state.epoch,
+        train_loss,
+        score,
+        state.best_score,
+        state.best_epoch,
+        lr,
+        state.seconds / 60,
+    )
+
+
+def _apply_stop_rules(state: TrainingState, config: TrainerConfig, decayed: bool) -> None:
+    """Mark the state finished when this epoch's decay was one too many, or at the epoch or time budget."""
+    if decayed and state.lr_decays > config.lr_decay_steps:
+        state.finished, state.stop_reason = True, f"no improvement after {config.lr_decay_steps} learning-rate decays"
+    if state.epoch >= config.max_epochs:
+        state.finished, state.stop_reason = True, f"reached trainer.max_epochs={config.max_epochs}"
+    if config.max_minutes is not None and state.seconds >= 60 * config.max_minutes:
+        state.finished, state.stop_reason = True, f"reached trainer.max_minutes={config.max_minutes}"
+
+
 def fit(
     model: nn.Module,
     dataset: Any,
@@ -122,16 +211,7 @@ def fit(
         f"dataset {dataset.path} has no validation trials; expected images with tier 'validation' for early stopping",
     )
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        mode="max",
-        factor=config.lr_decay_factor,
-        patience=config.patience,
-        threshold=config.min_improvement,
-        threshold_mode="abs",
-    )
+    optimizer, scheduler = _optimizer(model, config)
     state = TrainingState()
     best_weights = copy.deepcopy(model.state_dict())
     if state_path.exists():
@@ -149,34 +229,11 @@ def fit(
     else:
         torch.manual_seed(seed)
 
-    n_batches = math.ceil(len(dataset.trials("train")) / config.batch_size)
     while not state.finished:
         started, cpu_started = time.perf_counter(), time.process_time()
         epoch = state.epoch + 1
-        model.train()
-        total, count = 0.0, 0
-        batches = dataset.dataloader("train", batch_size=config.batch_size, shuffle=True, seed=seed * 100_003 + epoch)
         budget_left = math.inf if config.max_minutes is None else 60 * config.max_minutes - state.seconds
-        for images, responses in tqdm(
-            batches, total=n_batches, desc=f"epoch {epoch}", leave=False, unit="batch", disable=not progress
-        ):
-            if time.perf_counter() - started >= budget_left:
-                log.info("trainer.max_minutes=%s reached inside epoch %d: ending it early", config.max_minutes, epoch)
-                break
-            images = torch.as_tensor(images, dtype=torch.float32).to(device)
-            responses = torch.as_tensor(responses, dtype=torch.float32).to(device)
-            data_loss = poisson_loss(model(images), responses)
-            loss = data_loss + model.regularizer()
-            if not torch.isfinite(loss):
-                raise EggError(
-                    f"training diverged in epoch {epoch}: the loss is {loss.item()}; "
-                    f"expected a finite loss (lower trainer.lr={config.lr} or check the dataset for NaN)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += data_loss.item() * len(images)
-            count += len(images)
+        total, count = _train_epoch(model, optimizer, dataset, config, epoch, seed, device, started + budget_left, progress)
         score = mean_correlation(model, dataset, "validation", config.eval_batch_size, device)
         lr = optimizer.param_groups[0]["lr"]
         if score > state.best_score + config.min_improvement:
@@ -186,36 +243,12 @@ def fit(
         state.epoch = epoch
         state.seconds += time.perf_counter() - started
         state.cpu_seconds += time.process_time() - cpu_started
-        state.history.append(
-            {
-                "epoch": epoch,
-                "train_poisson_loss": total / max(count, 1),
-                "validation_correlation": score,
-                "lr": lr,
-                "seconds": state.seconds,
-                "cpu_seconds": state.cpu_seconds,
-                "images": count,
-            }
-        )
-        log.info(
-            "epoch %d: train loss %.4f, validation correlation %.4f (best %.4f at %d), lr %.2g, %.1f min",
-            epoch,
-            total / max(count, 1),
-            score,
-            state.best_score,
-            state.best_epoch,
-            lr,
-            state.seconds / 60,
-        )
-        if optimizer.param_groups[0]["lr"] < lr:  # plateau: decay and continue from the best weights
+        _record_epoch(state, total / max(count, 1), score, lr, count)
+        decayed = optimizer.param_groups[0]["lr"] < lr
+        if decayed:  # plateau: decay and continue from the best weights
             state.lr_decays += 1
             model.load_state_dict(best_weights)
-            if state.lr_decays > config.lr_decay_steps:
-                state.finished, state.stop_reason = True, f"no improvement after {config.lr_decay_steps} learning-rate decays"
-        if epoch >= config.max_epochs:
-            state.finished, state.stop_reason = True, f"reached trainer.max_epochs={config.max_epochs}"
-        if config.max_minutes is not None and state.seconds >= 60 * config.max_minutes:
-            state.finished, state.stop_reason = True, f"reached trainer.max_minutes={config.max_minutes}"
+        _apply_stop_rules(state, config, decayed)
         if state.finished:
             model.load_state_dict(best_weights)
         _save(state_path, state, model, best_weights, optimizer, scheduler, fingerprint)

@@ -353,22 +353,10 @@ def _recovery_summary(rows: list[dict]) -> dict:
     return out
 
 
-def write_mapping_outputs(
-    cfg,
-    out: Path,
-    patterns: BrainPatterns,
-    sl: Searchlights,
-    rdms: LayerRdms,
-    maps: LayerMaps,
-    residual: bool,
-    seconds: float,
-    truth: str | None = None,
-) -> dict:
-    """Per-layer NIfTI maps, best-layer maps, results.h5, overlap/recovery tables, figures and summary.json."""
-    alpha = float(cfg.get("alpha", 0.05))
-    threshold = cfg.get("overlap_threshold")
-    threshold = None if threshold is None else float(threshold)
-    centres = sl.center_mask()[patterns.mask]  # analysis voxels that are centres
+def _write_map_volumes(
+    out: Path, patterns: BrainPatterns, sl: Searchlights, maps: LayerMaps, alpha: float, threshold: float | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-layer maps (and FWER p maps), best-layer maps and labels; returns (best layer + 1, significance or None)."""
     centre_mask = sl.center_mask()
     affine = patterns.affine
     maps_dir = out / "maps"
@@ -387,9 +375,21 @@ def write_mapping_outputs(
         best_sig = np.where(significant[np.arange(len(best)), np.maximum(best - 1, 0)] & (best > 0), best, 0)
         save_volume(out / "best_layer_significant.nii.gz", best_sig, centre_mask, affine, dtype=np.int16)
     write_json(out / "layer_labels.json", {str(i + 1): name for i, name in enumerate(maps.layers)})
+    return best, significant
 
-    model_corr = np.corrcoef(rdms.vectors)
-    summary: dict[str, Any] = {
+
+def _mapping_summary(
+    cfg,
+    patterns: BrainPatterns,
+    sl: Searchlights,
+    maps: LayerMaps,
+    model_corr: np.ndarray,
+    residual: bool,
+    alpha: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """The headline numbers of a mapping (summary.json before overlap and recovery)."""
+    return {
         "method": "residual" if residual else "searchlight",
         "n_conditions": patterns.n_conditions,
         "n_voxels": patterns.n_voxels,
@@ -407,40 +407,32 @@ def write_mapping_outputs(
         "best_layer_counts": {l: int((maps.best_layer == i).sum()) for i, l in enumerate(maps.layers)},
         "seconds": seconds,
     }
-    if residual:
-        shares = explained_by_others(rdms.vectors, cfg.get("comparison", "spearman"))
-        summary["explained_by_others"] = {l: float(s) for l, s in zip(maps.layers, shares)}
-    layer_rows = [
-        {"layer": l, "max_stat": summary["max_stat"][l], "n_best": summary["best_layer_counts"][l]} for l in maps.layers
-    ]
-    if significant is not None:
-        overlap = overlap_statistics(significant, maps.layers)
-        for row in layer_rows:
-            row["n_significant"] = overlap["n_significant"][row["layer"]]
-        write_csv(
-            out / "overlap_dice.csv",
-            [{"layer": a, **{b: overlap["dice"][i, j] for j, b in enumerate(maps.layers)}} for i, a in enumerate(maps.layers)],
-        )
-        summary["overlap"] = {k: v for k, v in overlap.items() if k not in ("dice", "jaccard", "layers")}
-        figures.correlation_heatmaps(
-            [overlap["dice"]],
-            ["Dice overlap of significant layer maps"],
-            maps.layers,
-            out / "overlap.png",
-            vmin=0,
-            vmax=1,
-            cmap="viridis",
-        )
-    write_csv(out / "layers.csv", layer_rows)
-    truth_volume = None
-    if truth:
-        truth_at_voxels, names = read_truth(truth, patterns)
-        rows = region_recovery(maps, truth_at_voxels[centres], names, alpha, threshold)
-        write_csv(out / "recovery.csv", rows)
-        summary["recovery"] = _recovery_summary(rows)
-        truth_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
-        truth_volume[patterns.mask] = truth_at_voxels
-    with atomic_hdf5(out / "results.h5") as f:
+
+
+def _write_overlap(out: Path, significant: np.ndarray, maps: LayerMaps, layer_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Dice overlap of the significant layer maps (CSV, figure); adds ``n_significant`` to ``layer_rows``."""
+    overlap = overlap_statistics(significant, maps.layers)
+    for row in layer_rows:
+        row["n_significant"] = overlap["n_significant"][row["layer"]]
+    write_csv(
+        out / "overlap_dice.csv",
+        [{"layer": a, **{b: overlap["dice"][i, j] for j, b in enumerate(maps.layers)}} for i, a in enumerate(maps.layers)],
+    )
+    figures.correlation_heatmaps(
+        [overlap["dice"]],
+        ["Dice overlap of significant layer maps"],
+        maps.layers,
+        out / "overlap.png",
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+    )
+    return {k: v for k, v in overlap.items() if k not in ("dice", "jaccard", "layers")}
+
+
+def _write_results_h5(path: Path, sl: Searchlights, rdms: LayerRdms, maps: LayerMaps, affine: np.ndarray) -> None:
+    """results.h5: layers, searchlight centres, statistics, validity, model RDMs and permutation results."""
+    with atomic_hdf5(path) as f:
         f.create_dataset("layers", data=np.array(maps.layers, dtype=h5py.string_dtype()))
         f.create_dataset("centres_voxel", data=sl.center_coordinates)
         f.create_dataset("stats", data=maps.stats)
@@ -451,6 +443,45 @@ def write_mapping_outputs(
             if value is not None:
                 f.create_dataset(name, data=value)
         f.attrs["affine"] = affine
+
+
+def write_mapping_outputs(
+    cfg,
+    out: Path,
+    patterns: BrainPatterns,
+    sl: Searchlights,
+    rdms: LayerRdms,
+    maps: LayerMaps,
+    residual: bool,
+    seconds: float,
+    truth: str | None = None,
+) -> dict:
+    """Per-layer NIfTI maps, best-layer maps, results.h5, overlap/recovery tables, figures and summary.json."""
+    alpha = float(cfg.get("alpha", 0.05))
+    threshold = cfg.get("overlap_threshold")
+    threshold = None if threshold is None else float(threshold)
+    best, significant = _write_map_volumes(out, patterns, sl, maps, alpha, threshold)
+    centre_mask = sl.center_mask()
+    model_corr = np.corrcoef(rdms.vectors)
+    summary = _mapping_summary(cfg, patterns, sl, maps, model_corr, residual, alpha, seconds)
+    if residual:
+        shares = explained_by_others(rdms.vectors, cfg.get("comparison", "spearman"))
+        summary["explained_by_others"] = {l: float(s) for l, s in zip(maps.layers, shares)}
+    layer_rows = [
+        {"layer": l, "max_stat": summary["max_stat"][l], "n_best": summary["best_layer_counts"][l]} for l in maps.layers
+    ]
+    if significant is not None:
+        summary["overlap"] = _write_overlap(out, significant, maps, layer_rows)
+    write_csv(out / "layers.csv", layer_rows)
+    truth_volume = None
+    if truth:
+        truth_at_voxels, names = read_truth(truth, patterns)
+        rows = region_recovery(maps, truth_at_voxels[centre_mask[patterns.mask]], names, alpha, threshold)
+        write_csv(out / "recovery.csv", rows)
+        summary["recovery"] = _recovery_summary(rows)
+        truth_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
+        truth_volume[patterns.mask] = truth_at_voxels
+    _write_results_h5(out / "results.h5", sl, rdms, maps, patterns.affine)
     figures.correlation_heatmaps([model_corr], ["correlation of layer RDMs"], maps.layers, out / "model_rdm_correlation.png")
     best_volume = np.zeros(patterns.mask.shape, dtype=np.int64)
     best_volume[centre_mask] = best

@@ -89,57 +89,29 @@ class PopulationConfig:
         )
 
 
-def draw_population(
-    n_neurons: int,
-    image_shape: tuple[int, int, int],
-    pixel_mean: float,
-    pixel_std: float,
+def _sum_world_subunits(
+    rf_center: np.ndarray,
+    rf_sigma: np.ndarray,
+    wavelengths: np.ndarray,
+    to_norm: float,
     config: PopulationConfig,
     rng: np.random.Generator,
-) -> tuple[V4Population, dict[str, np.ndarray]]:
-    """Draw receptive fields and subunits; return the (uncalibrated) module and per-neuron metadata.
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The grating world's neurons: kind per neuron and their subunits (``subunit_*`` arrays).
 
     *Shape* neurons combine a few locally pooled simple/complex subunits at nearby positions
-    and related orientations (corners, curves, contour fragments); *texture* neurons combine
-    complex-cell energy of different orientations and frequencies pooled over the whole field.
-    Both get inhibitory subunits at other orientations.
+    and related orientations; *texture* neurons combine complex-cell energy of different
+    orientations and frequencies pooled over the whole field; both get inhibitory subunits.
     """
-    config.check()
-    if n_neurons < 1:
-        raise EggError(f"simulation.n_neurons={n_neurons} is not allowed; expected a positive integer")
-    channels, height, width = image_shape
-    if height != width:
-        raise EggError(f"image size {height}x{width} is not square; expected square images")
-    n_ori = config.orientations
-    wavelengths = np.array([width / c for c in config.cycles_per_image], dtype=np.float64)
-    if wavelengths.min() < 3:
-        raise EggError(
-            f"simulation.neurons.cycles_per_image={list(config.cycles_per_image)} gives a wavelength of {wavelengths.min():.2g} px "
-            f"at image size {width}; expected at most {width / 3:.3g} cycles per image (wavelengths of 3 px or more)"
-        )
-    n_freq = len(wavelengths)
-    to_norm = 2.0 / width  # pixels -> normalized units
-
-    def channel(freq: int, ori: int, cell: int) -> int:
-        return channel_index(freq, ori, cell, n_ori)
-
-    rf_center = rng.uniform(-config.rf_center_range, config.rf_center_range, size=(n_neurons, 2))
-    rf_sigma = rng.uniform(*config.rf_sigma_range, size=n_neurons)
-    if config.model == "conjunction":
-        return _conjunction_population(
-            rf_center, rf_sigma, wavelengths * to_norm, image_shape, pixel_mean, pixel_std, config, rng
-        )
+    n_ori, n_freq = config.orientations, len(wavelengths)
     kinds, sub_neuron, sub_channel, sub_center, sub_sigma, sub_weight = [], [], [], [], [], []
-    n_exc_all, n_inh_all = [], []
-    for n in range(n_neurons):
+    for n in range(len(rf_center)):
         kind = "texture" if rng.random() < config.texture_fraction else "shape"
         kinds.append(kind)
         base_ori = int(rng.integers(n_ori))
         base_freq = int(rng.integers(n_freq))
         n_exc = int(rng.integers(int(config.excitatory_subunits[0]), int(config.excitatory_subunits[1]) + 1))
         n_inh = int(rng.integers(int(config.inhibitory_subunits[0]), int(config.inhibitory_subunits[1]) + 1))
-        n_exc_all.append(n_exc)
-        n_inh_all.append(n_inh)
         used = set()
         for k in range(n_exc + n_inh):
             excitatory = k < n_exc
@@ -171,7 +143,7 @@ def draw_population(
             used.add((ori, freq, cell, excitatory))
             weight = (1.0 if k == 0 else rng.uniform(0.4, 1.0)) if excitatory else -rng.uniform(*config.inhibition_strength)
             sub_neuron.append(n)
-            sub_channel.append(channel(freq, ori, cell))
+            sub_channel.append(channel_index(freq, ori, cell, n_ori))
             sub_center.append(center)
             sub_sigma.append(sigma)
             sub_weight.append(weight)
@@ -183,13 +155,49 @@ def draw_population(
         "subunit_sigma": np.array(sub_sigma, dtype=np.float64),
         "subunit_weight": np.array(sub_weight, dtype=np.float64),
     }
+    return kinds, subunits
+
+
+def draw_population(
+    n_neurons: int,
+    image_shape: tuple[int, int, int],
+    pixel_mean: float,
+    pixel_std: float,
+    config: PopulationConfig,
+    rng: np.random.Generator,
+) -> tuple[V4Population, dict[str, np.ndarray]]:
+    """Draw receptive fields and subunits; return the (uncalibrated) module and per-neuron metadata.
+
+    ``config.model`` picks the world: ``sum`` (grating-like shape and texture neurons,
+    :func:`_sum_world_subunits`) or ``conjunction`` (V4-like families, :func:`_conjunction_population`).
+    """
+    config.check()
+    if n_neurons < 1:
+        raise EggError(f"simulation.n_neurons={n_neurons} is not allowed; expected a positive integer")
+    channels, height, width = image_shape
+    if height != width:
+        raise EggError(f"image size {height}x{width} is not square; expected square images")
+    wavelengths = np.array([width / c for c in config.cycles_per_image], dtype=np.float64)
+    if wavelengths.min() < 3:
+        raise EggError(
+            f"simulation.neurons.cycles_per_image={list(config.cycles_per_image)} gives a wavelength of {wavelengths.min():.2g} px "
+            f"at image size {width}; expected at most {width / 3:.3g} cycles per image (wavelengths of 3 px or more)"
+        )
+    to_norm = 2.0 / width  # pixels -> normalized units
+    rf_center = rng.uniform(-config.rf_center_range, config.rf_center_range, size=(n_neurons, 2))
+    rf_sigma = rng.uniform(*config.rf_sigma_range, size=n_neurons)
+    if config.model == "conjunction":
+        return _conjunction_population(
+            rf_center, rf_sigma, wavelengths * to_norm, image_shape, pixel_mean, pixel_std, config, rng
+        )
+    kinds, subunits = _sum_world_subunits(rf_center, rf_sigma, wavelengths, to_norm, config, rng)
     spec = _population_spec(rf_center, rf_sigma, subunits, wavelengths, image_shape, pixel_mean, pixel_std, config, rng)
     meta = {
         "kind": np.array(kinds),
         "rf_center": rf_center,
         "rf_sigma": rf_sigma,
-        "n_excitatory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) > 0], minlength=n_neurons),
-        "n_inhibitory": np.bincount(np.array(sub_neuron)[np.array(sub_weight) < 0], minlength=n_neurons),
+        "n_excitatory": np.bincount(subunits["subunit_neuron"][subunits["subunit_weight"] > 0], minlength=n_neurons),
+        "n_inhibitory": np.bincount(subunits["subunit_neuron"][subunits["subunit_weight"] < 0], minlength=n_neurons),
     }
     return V4Population(spec), meta
 
