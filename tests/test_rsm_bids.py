@@ -149,12 +149,13 @@ def test_map_needs_one_input_patterns_or_bids(dataset, tmp_path):
     import torch
 
     from egg_cli.rsm.pipeline import run_mapping
+    from egg_cli.rsm.settings import MappingSettings
 
     root, _, _ = dataset
     with pytest.raises(EggError, match="neither data nor bids.root is set"):
-        run_mapping({"radius": 6.0}, tmp_path / "a", torch.device("cpu"))
+        run_mapping(MappingSettings(radius=6.0), tmp_path / "a", torch.device("cpu"))
     with pytest.raises(EggError, match="both bids.root and data/events are set"):
-        run_mapping({"bids": {"root": str(root)}, "data": "bold.nii.gz"}, tmp_path / "b", torch.device("cpu"))
+        run_mapping(MappingSettings(bids={"root": str(root)}, data="bold.nii.gz"), tmp_path / "b", torch.device("cpu"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

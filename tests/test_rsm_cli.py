@@ -90,10 +90,11 @@ def test_rsm_simulate_then_map_and_residual(tmp_path):
             import torch
 
             from egg_cli.rsm.pipeline import run_mapping
+            from egg_cli.rsm.settings import MappingSettings
 
             cfg = {k: v for k, v in (a.split("=", 1) for a in common)}
             cfg.update(n_permutations=50, radius=7.0, seed=0)
-            run_mapping(cfg, out, torch.device("cpu"), residual=True)
+            run_mapping(MappingSettings.from_mapping(cfg), out, torch.device("cpu"), residual=True)
         summary = json.loads((out / "summary.json").read_text())
         assert summary["status"] == "finished" and summary["recovery"]["n_regions"] == 3
         assert summary["n_centres_valid"] == summary["n_centres"] > 1000
@@ -174,15 +175,16 @@ def test_rsm_simulate_bids_then_map_per_subject_and_group(tmp_path):
     import torch
 
     from egg_cli.rsm.pipeline import run_mapping
+    from egg_cli.rsm.settings import GroupSettings, MappingSettings
 
-    cfg = {
-        "bids": {"root": str(sim / "bids"), "task": "rsm"},
-        "glm": {"method": "lss", "noise_model": "ols", "output": "betas"},
-        "group": {"n_permutations": 8},
-        "rdms": str(sim / "layer_rdms.h5"),
-        "n_permutations": 0,
-        "radius": 7.0,
-    }
-    residual = run_mapping(cfg, tmp_path / "residual", torch.device("cpu"), residual=True)
+    settings = MappingSettings(
+        bids={"root": str(sim / "bids"), "task": "rsm"},
+        glm={"method": "lss", "noise_model": "ols", "output": "betas"},
+        group=GroupSettings(n_permutations=8),
+        rdms=str(sim / "layer_rdms.h5"),
+        n_permutations=0,
+        radius=7.0,
+    )
+    residual = run_mapping(settings, tmp_path / "residual", torch.device("cpu"), residual=True)
     assert residual["method"] == "residual" and residual["group"]["n_sign_flips"] == 8
     assert (tmp_path / "residual" / "sub-03" / "best_layer.nii.gz").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,27 @@ from egg_cli.rsm.mapping import LayerMaps, map_layers, overlap_statistics, regio
 from egg_cli.rsm.matrices import correlation_summary
 from egg_cli.rsm.residual import explained_by_others
 from egg_cli.rsm.searchlight import RdmCalculator, Searchlights, volume_searchlights
+from egg_cli.rsm.settings import MappingSettings
 from egg_cli.rsm.subject_patterns import BidsSelection, glm_patterns, prepare_subject
 from egg_cli.rsm.volume import BrainPatterns, check_same_grid, load_patterns, nibabel, save_volume
 
 log = logging.getLogger(__name__)
 
 
-def model_rdms(cfg: Mapping[str, Any], device: torch.device) -> LayerRdms:
-    """Layer RDMs from ``cfg.rdms`` (a layer RDM file) or computed from ``cfg.images`` with ``cfg.model``."""
-    if cfg.get("rdms"):
-        rdms = read_layer_rdms(cfg["rdms"])
-    elif cfg.get("images"):
+def model_rdms(settings: MappingSettings, device: torch.device) -> LayerRdms:
+    """Layer RDMs from ``rdms`` (a layer RDM file) or computed from ``images`` with ``model``."""
+    if settings.rdms:
+        rdms = read_layer_rdms(settings.rdms)
+    elif settings.images:
         from egg_cli.rsm.features import feature_model
         from egg_cli.rsm.images_io import read_images_h5
 
-        model = feature_model(cfg["model"], device)
-        images = torch.from_numpy(read_images_h5(cfg["images"]))
-        rdms = compute_layer_rdms(model, images, image_set=str(cfg["images"]), model_name=str(cfg["model"]["arch"]))
+        model = feature_model(settings.model, device)
+        images = torch.from_numpy(read_images_h5(settings.images))
+        rdms = compute_layer_rdms(model, images, image_set=str(settings.images), model_name=str(settings.model["arch"]))
     else:
         raise EggError("neither rdms nor images is set; expected rdms=<layer_rdms.h5> or images=<images.h5>")
-    return rdms.select(list(cfg.get("layers") or []))
+    return rdms.select(list(settings.layers or []))
 
 
 def read_truth(path: str | Path, patterns: BrainPatterns) -> tuple[np.ndarray, dict[int, str]]:
@@ -62,22 +62,7 @@ def read_truth(path: str | Path, patterns: BrainPatterns) -> tuple[np.ndarray, d
     return np.asarray(img.dataobj).astype(np.int64)[patterns.mask], names
 
 
-def check_mapping_settings(cfg: Mapping[str, Any]) -> None:
-    """Range checks of the searchlight and permutation settings, before any data is read."""
-    checks = {
-        "radius": (float(cfg.get("radius", 9.0)) > 0, "a positive radius"),
-        "threshold": (0 <= float(cfg.get("threshold", 0.5)) <= 1, "a fraction between 0 and 1"),
-        "min_voxels": (int(cfg.get("min_voxels", 10)) >= 1, "a positive integer"),
-        "n_permutations": (int(cfg.get("n_permutations", 1000)) >= 0, "0 (no test) or a positive integer"),
-        "alpha": (0 < float(cfg.get("alpha", 0.05)) < 1, "a level between 0 and 1"),
-        "chunk_size": (int(cfg.get("chunk_size", 2000)) >= 1, "a positive integer"),
-    }
-    for key, (ok, expected) in checks.items():
-        if not ok:
-            raise EggError(f"{key}={cfg.get(key)}: expected {expected}")
-
-
-def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residual: bool = False) -> dict:
+def run_mapping(settings: MappingSettings, out: Path, device: torch.device, residual: bool = False) -> dict:
     """Searchlight RSA against layer RDMs; writes maps, tables and figures to ``out``.
 
     Input is either condition patterns (``data``, ``mask``, ``events``) or a BIDS dataset
@@ -85,25 +70,24 @@ def run_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residua
     and, with several subjects, group maps in ``out/group``.
     """
     start = time.perf_counter()
-    check_mapping_settings(cfg)
-    bids_cfg = cfg.get("bids") or {}
-    if bids_cfg.get("root"):
-        if cfg.get("data") not in (None, "", "???") or cfg.get("events"):
+    settings.check()
+    if settings.bids.get("root"):
+        if settings.has_data or settings.events:
             raise EggError("both bids.root and data/events are set; expected one input: a BIDS dataset or condition patterns")
-        return run_bids_mapping(cfg, out, device, residual)
-    if cfg.get("data") in (None, "", "???"):
+        return run_bids_mapping(settings, out, device, residual)
+    if not settings.has_data:
         raise EggError(
             "neither data nor bids.root is set; expected data=<4D NIfTI>, a glob, or a list of 3D files (one per condition), "
             "or bids.root=<BIDS/fMRIPrep dataset>"
         )
-    rdms = model_rdms(cfg, device)
-    patterns = load_patterns(cfg["data"], cfg.get("mask"), cfg.get("events"))
-    summary, _, _ = map_subject(cfg, out, patterns, rdms, residual, cfg.get("truth"), start)
+    rdms = model_rdms(settings, device)
+    patterns = load_patterns(settings.data, settings.mask, settings.events)
+    summary, _, _ = map_subject(settings, out, patterns, rdms, residual, settings.truth, start)
     return summary
 
 
 def map_subject(
-    cfg: Mapping[str, Any],
+    settings: MappingSettings,
     out: Path,
     patterns: BrainPatterns,
     rdms: LayerRdms,
@@ -118,15 +102,12 @@ def map_subject(
             f"data have {patterns.n_conditions} conditions but the layer RDMs have {rdms.n_conditions}; "
             "expected one data condition per image (events.condition indexes the images)"
         )
-    unit = cfg.get("radius_unit", "mm")
-    if unit not in ("mm", "voxels"):
-        raise EggError(f"radius_unit={unit!r} is not supported; expected mm or voxels")
     sl = volume_searchlights(
         patterns.mask,
-        float(cfg["radius"]),
-        patterns.affine if unit == "mm" else None,
-        threshold=float(cfg.get("threshold", 0.5)),
-        min_voxels=int(cfg.get("min_voxels", 10)),
+        float(settings.radius),
+        patterns.affine if settings.radius_unit == "mm" else None,
+        threshold=float(settings.threshold),
+        min_voxels=int(settings.min_voxels),
     )
     log.info(
         "%d searchlight centres of up to %d voxels, %d conditions, %d layers",
@@ -135,43 +116,43 @@ def map_subject(
         patterns.n_conditions,
         len(rdms.layers),
     )
-    comparison = Comparison(cfg.get("comparison", "spearman"), residual=residual)
-    calculator = RdmCalculator(patterns, sl, cfg.get("distance", "correlation"))
+    comparison = Comparison(settings.comparison, residual=residual)
+    calculator = RdmCalculator(patterns, sl, settings.distance)
     maps = map_layers(
         calculator,
         rdms.vectors,
         rdms.layers,
         comparison,
-        n_permutations=int(cfg.get("n_permutations", 1000)),
-        seed=int(cfg.get("seed", 0)),
-        chunk_size=int(cfg.get("chunk_size", 2000)),
-        max_over=cfg.get("max_over", "voxels"),
+        n_permutations=int(settings.n_permutations),
+        seed=int(settings.seed),
+        chunk_size=int(settings.chunk_size),
+        max_over=settings.max_over,
         keep_rdms=keep_rdms,
     )
     if not np.isfinite(maps.stats).any():
         raise EggError(
-            f"{cfg.get('data') or out.name}: no searchlight gave a finite statistic (patterns constant within every sphere?); "
+            f"{settings.data or out.name}: no searchlight gave a finite statistic (patterns constant within every sphere?); "
             "expected BOLD patterns that vary across voxels and conditions"
         )
     seconds = time.perf_counter() - start
-    summary = write_mapping_outputs(cfg, out, patterns, sl, rdms, maps, residual, seconds, truth)
+    summary = write_mapping_outputs(settings, out, patterns, sl, rdms, maps, residual, seconds, truth)
     return summary, maps, sl
 
 
-def run_bids_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, residual: bool) -> dict:
+def run_bids_mapping(settings: MappingSettings, out: Path, device: torch.device, residual: bool) -> dict:
     """GLM + searchlight maps per subject of a BIDS dataset, then group maps when there are several."""
     start = time.perf_counter()
-    rdms = model_rdms(cfg, device)
-    selection = BidsSelection(**{k: v for k, v in cfg["bids"].items()})
-    glm = GlmConfig(**cfg.get("glm", {}))
+    rdms = model_rdms(settings, device)
+    selection = BidsSelection(**settings.bids)
+    glm = GlmConfig(**settings.glm)
     names = rdms.condition_names
     labels = selection.subject_labels()
-    prepared = [prepare_subject(selection, label, names, cfg.get("mask")) for label in labels]  # fail fast on bad input
+    prepared = [prepare_subject(selection, label, names, settings.mask) for label in labels]  # fail fast on bad input
     for other in prepared[1:]:
         check_same_grid(
             prepared[0].mask.shape, prepared[0].affine, f"sub-{labels[0]}", other.mask.shape, other.affine, f"sub-{other.subject}"
         )
-    truth = Path(cfg["truth"]) if cfg.get("truth") else None
+    truth = Path(settings.truth) if settings.truth else None
     if truth is not None:
         if not truth.is_dir():
             raise EggError(
@@ -185,7 +166,7 @@ def run_bids_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, re
         patterns = glm_patterns(subject, names, glm, selection.confounds)
         subject_truth = truth / f"sub-{subject.subject}_truth.nii.gz" if truth else None
         summary, maps, sl = map_subject(
-            cfg,
+            settings,
             out / f"sub-{subject.subject}",
             patterns,
             rdms,
@@ -198,12 +179,12 @@ def run_bids_mapping(cfg: Mapping[str, Any], out: Path, device: torch.device, re
     result: dict[str, Any] = {
         "method": "residual" if residual else "searchlight",
         "bids_root": selection.root,
-        "glm": dict(cfg.get("glm", {})),
+        "glm": dict(settings.glm),
         "subjects": {label: _subject_digest(summary) for label, summary, _, _ in subjects},
     }
     if len(subjects) > 1:
         group_truth = truth / "truth.nii.gz" if truth else None
-        result["group"] = write_group_outputs(cfg, out / "group", subjects, rdms, prepared[0].affine, group_truth)
+        result["group"] = write_group_outputs(settings, out / "group", subjects, rdms, prepared[0].affine, group_truth)
     result["seconds"] = time.perf_counter() - start
     result["status"] = "finished"
     write_json(out / "summary.json", result)
@@ -216,11 +197,11 @@ def _subject_digest(summary: dict) -> dict:
 
 
 def write_group_outputs(
-    cfg: Mapping[str, Any], out: Path, subjects: list, rdms: LayerRdms, affine: np.ndarray, truth: Path | None = None
+    settings: MappingSettings, out: Path, subjects: list, rdms: LayerRdms, affine: np.ndarray, truth: Path | None = None
 ) -> dict:
     """Group t maps with sign-flip FWER, best layer, Dice overlaps, noise ceiling, recovery against ``truth``."""
-    group_cfg = cfg.get("group") or {}
-    alpha = float(group_cfg.get("alpha", 0.05))
+    group = settings.group
+    alpha = float(group.alpha)
     shape = subjects[0][3].mask.shape
     common = np.ones(shape, dtype=bool)
     rows = []
@@ -241,16 +222,16 @@ def write_group_outputs(
             2 ** len(subjects),
             alpha,
         )
-    use_tfce = bool(group_cfg.get("tfce", False))
+    use_tfce = bool(group.tfce)
     test = sign_flip_test(
         stats,
-        int(group_cfg.get("n_permutations", 1000)),
-        int(cfg.get("seed", 0)),
-        str(group_cfg.get("max_over", "voxels")),
+        int(group.n_permutations),
+        int(settings.seed),
+        str(group.max_over),
         tfce_mask=common if use_tfce else None,
         progress=True,
     )
-    comparison = cfg.get("comparison", "spearman")
+    comparison = settings.comparison
     brain = np.stack([maps.brain_rdms[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])
     if comparison in ("spearman", "tau-a"):
         brain = scipy_stats.rankdata(brain, axis=-1)
@@ -379,7 +360,7 @@ def _write_map_volumes(
 
 
 def _mapping_summary(
-    cfg,
+    settings: MappingSettings,
     patterns: BrainPatterns,
     sl: Searchlights,
     maps: LayerMaps,
@@ -397,9 +378,9 @@ def _mapping_summary(
         "n_centres": sl.n_centers,
         "n_centres_valid": int(maps.valid.sum()),
         "sphere_size": len(sl.offsets),
-        "distance": cfg.get("distance", "correlation"),
-        "comparison": cfg.get("comparison", "spearman"),
-        "n_permutations": int(cfg.get("n_permutations", 0)),
+        "distance": settings.distance,
+        "comparison": settings.comparison,
+        "n_permutations": int(settings.n_permutations),
         "alpha": alpha,
         "layers": maps.layers,
         "model_rdm_correlation": correlation_summary(model_corr),
@@ -446,7 +427,7 @@ def _write_results_h5(path: Path, sl: Searchlights, rdms: LayerRdms, maps: Layer
 
 
 def write_mapping_outputs(
-    cfg,
+    settings: MappingSettings,
     out: Path,
     patterns: BrainPatterns,
     sl: Searchlights,
@@ -457,15 +438,14 @@ def write_mapping_outputs(
     truth: str | None = None,
 ) -> dict:
     """Per-layer NIfTI maps, best-layer maps, results.h5, overlap/recovery tables, figures and summary.json."""
-    alpha = float(cfg.get("alpha", 0.05))
-    threshold = cfg.get("overlap_threshold")
-    threshold = None if threshold is None else float(threshold)
+    alpha = float(settings.alpha)
+    threshold = None if settings.overlap_threshold is None else float(settings.overlap_threshold)
     best, significant = _write_map_volumes(out, patterns, sl, maps, alpha, threshold)
     centre_mask = sl.center_mask()
     model_corr = np.corrcoef(rdms.vectors)
-    summary = _mapping_summary(cfg, patterns, sl, maps, model_corr, residual, alpha, seconds)
+    summary = _mapping_summary(settings, patterns, sl, maps, model_corr, residual, alpha, seconds)
     if residual:
-        shares = explained_by_others(rdms.vectors, cfg.get("comparison", "spearman"))
+        shares = explained_by_others(rdms.vectors, settings.comparison)
         summary["explained_by_others"] = {l: float(s) for l, s in zip(maps.layers, shares)}
     layer_rows = [
         {"layer": l, "max_stat": summary["max_stat"][l], "n_best": summary["best_layer_counts"][l]} for l in maps.layers
