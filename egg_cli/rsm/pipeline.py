@@ -18,7 +18,7 @@ from egg_cli.io import atomic_hdf5, write_csv, write_json
 from egg_cli.rsm import figures
 from egg_cli.rsm.compare import Comparison
 from egg_cli.rsm.glm import GlmConfig
-from egg_cli.rsm.group import noise_ceiling, sign_flip_test
+from egg_cli.rsm.group import GroupTest, noise_ceiling, sign_flip_test
 from egg_cli.rsm.layer_rdms import LayerRdms, compute_layer_rdms, read_layer_rdms
 from egg_cli.rsm.mapping import LayerMaps, map_layers, overlap_statistics, region_recovery
 from egg_cli.rsm.matrices import correlation_summary
@@ -196,13 +196,8 @@ def _subject_digest(summary: dict) -> dict:
     return {k: summary[k] for k in keys if k in summary}
 
 
-def write_group_outputs(
-    settings: MappingSettings, out: Path, subjects: list, rdms: LayerRdms, affine: np.ndarray, truth: Path | None = None
-) -> dict:
-    """Group t maps with sign-flip FWER, best layer, Dice overlaps, noise ceiling, recovery against ``truth``."""
-    group = settings.group
-    alpha = float(group.alpha)
-    shape = subjects[0][3].mask.shape
+def _common_centres(subjects: list, shape: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Centres valid in every subject (a volume mask) and, per subject, each voxel's row in its maps (-1: none)."""
     common = np.ones(shape, dtype=bool)
     rows = []
     for _, _, maps, sl in subjects:
@@ -213,6 +208,68 @@ def write_group_outputs(
         rows.append(index)
     if not common.any():
         raise EggError("the subjects share no valid searchlight centre; expected subject data in one common space")
+    return common, rows
+
+
+def _write_group_volumes(
+    out: Path,
+    layers: list[str],
+    mean: np.ndarray,
+    test: GroupTest,
+    use_tfce: bool,
+    best: np.ndarray,
+    best_sig: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    common: np.ndarray,
+    affine: np.ndarray,
+) -> None:
+    """Group NIfTI maps: per layer mean, t (TFCE) and FWER p; best layer (significant), noise ceilings, labels."""
+    for i, layer in enumerate(layers):
+        save_volume(out / "maps" / f"{layer}_mean.nii.gz", mean[:, i], common, affine)
+        save_volume(out / "maps" / f"{layer}_t.nii.gz", test.t[:, i], common, affine)
+        if use_tfce:
+            save_volume(out / "maps" / f"{layer}_tfce.nii.gz", test.statistic[:, i], common, affine)
+        save_volume(out / "maps" / f"{layer}_pfwer.nii.gz", test.p_fwer[:, i], common, affine, fill=1.0)
+    save_volume(out / "best_layer.nii.gz", best, common, affine, dtype=np.int16)
+    save_volume(out / "best_layer_significant.nii.gz", best_sig, common, affine, dtype=np.int16)
+    save_volume(out / "noise_ceiling_lower.nii.gz", lower, common, affine)
+    save_volume(out / "noise_ceiling_upper.nii.gz", upper, common, affine)
+    write_json(out / "layer_labels.json", {str(i + 1): name for i, name in enumerate(layers)})
+
+
+def _group_recovery(
+    out: Path,
+    truth: Path,
+    group_maps: LayerMaps,
+    alpha: float,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    common: np.ndarray,
+    affine: np.ndarray,
+) -> tuple[dict, np.ndarray]:
+    """recovery.csv of the group maps against the planted regions (with their noise ceilings); (summary, truth volume)."""
+    template = BrainPatterns(np.zeros((1, int(common.sum()))), np.zeros(1, dtype=int), None, common, affine)
+    truth_at, names = read_truth(truth, template)
+    recovery = region_recovery(group_maps, truth_at, names, alpha)
+    for row in recovery:
+        region = truth_at == row["region"]
+        row["mean_noise_ceiling_lower"] = float(lower[region].mean())
+        row["mean_noise_ceiling_upper"] = float(upper[region].mean())
+    write_csv(out / "recovery.csv", recovery)
+    truth_volume = np.zeros(common.shape, dtype=np.int64)
+    truth_volume[common] = truth_at
+    return _recovery_summary(recovery), truth_volume
+
+
+def write_group_outputs(
+    settings: MappingSettings, out: Path, subjects: list, rdms: LayerRdms, affine: np.ndarray, truth: Path | None = None
+) -> dict:
+    """Group t maps with sign-flip FWER, best layer, Dice overlaps, noise ceiling, recovery against ``truth``."""
+    group = settings.group
+    alpha = float(group.alpha)
+    shape = subjects[0][3].mask.shape
+    common, rows = _common_centres(subjects, shape)
     stats = np.stack([maps.stats[index[common]] for (_, _, maps, _), index in zip(subjects, rows)])  # (S, V, L)
     if 0.5 ** len(subjects) >= alpha:
         log.warning(
@@ -243,18 +300,8 @@ def write_group_outputs(
     )
     significant = group_maps.significant(alpha)
     best = group_maps.best_layer + 1
-    for i, layer in enumerate(layers):
-        save_volume(out / "maps" / f"{layer}_mean.nii.gz", mean[:, i], common, affine)
-        save_volume(out / "maps" / f"{layer}_t.nii.gz", test.t[:, i], common, affine)
-        if use_tfce:
-            save_volume(out / "maps" / f"{layer}_tfce.nii.gz", test.statistic[:, i], common, affine)
-        save_volume(out / "maps" / f"{layer}_pfwer.nii.gz", test.p_fwer[:, i], common, affine, fill=1.0)
-    save_volume(out / "best_layer.nii.gz", best, common, affine, dtype=np.int16)
     best_sig = np.where(significant[np.arange(len(best)), best - 1], best, 0)
-    save_volume(out / "best_layer_significant.nii.gz", best_sig, common, affine, dtype=np.int16)
-    save_volume(out / "noise_ceiling_lower.nii.gz", lower, common, affine)
-    save_volume(out / "noise_ceiling_upper.nii.gz", upper, common, affine)
-    write_json(out / "layer_labels.json", {str(i + 1): name for i, name in enumerate(layers)})
+    _write_group_volumes(out, layers, mean, test, use_tfce, best, best_sig, lower, upper, common, affine)
     overlap = overlap_statistics(significant, layers)
     write_csv(
         out / "overlap_dice.csv",
@@ -285,17 +332,7 @@ def write_group_outputs(
     }
     truth_volume = None
     if truth is not None:
-        template = BrainPatterns(np.zeros((1, int(common.sum()))), np.zeros(1, dtype=int), None, common, affine)
-        truth_at, names = read_truth(truth, template)
-        recovery = region_recovery(group_maps, truth_at, names, alpha)
-        for row in recovery:
-            region = truth_at == row["region"]
-            row["mean_noise_ceiling_lower"] = float(lower[region].mean())
-            row["mean_noise_ceiling_upper"] = float(upper[region].mean())
-        write_csv(out / "recovery.csv", recovery)
-        summary["recovery"] = _recovery_summary(recovery)
-        truth_volume = np.zeros(shape, dtype=np.int64)
-        truth_volume[common] = truth_at
+        summary["recovery"], truth_volume = _group_recovery(out, truth, group_maps, alpha, lower, upper, common, affine)
     with atomic_hdf5(out / "group.h5") as f:
         f.create_dataset("layers", data=np.array(layers, dtype=h5py.string_dtype()))
         f.create_dataset("centres_voxel", data=np.argwhere(common))
@@ -305,10 +342,10 @@ def write_group_outputs(
             ("t", test.t),
             ("p_fwer", test.p_fwer),
             ("null_max", test.null_max),
+            ("noise_ceiling_lower", lower),
+            ("noise_ceiling_upper", upper),
         ):
             f.create_dataset(name, data=value)
-        f.create_dataset("noise_ceiling_lower", data=lower)
-        f.create_dataset("noise_ceiling_upper", data=upper)
         f.attrs["affine"] = affine
     best_volume = np.zeros(shape, dtype=np.int64)
     best_volume[common] = best_sig
