@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Benchmark of `egg synth`: ratios measured in one run on the same model and neurons.
 
-(a) time per MEI of EGG (50 and 100 respaced steps) over GA (1000 steps), with the mean
-    activation each method reaches (and the best natural image at the same contrast, if a
-    dataset is given);
+(a) time per MEI of EGG (50 and 100 respaced ancestral steps, and few-step deterministic DDIM,
+    default 20) over GA (1000 steps), with the mean activation each method reaches in the model
+    (and the best natural image at the same contrast, if a dataset is given) and, for a simulated
+    dataset, in the ground-truth neurons; then the few-step / 100-step activation ratios;
 (b) time of N neurons (default 32) in one batched GA call over N single-neuron calls, with the
     largest difference between the batched and the single images (independence check).
 
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--ga-steps", type=int, default=1000)
     parser.add_argument("--batch-ga-steps", type=int, default=50, help="GA steps per call in (b)")
     parser.add_argument("--energy-scale", type=float, default=5.0)
+    parser.add_argument("--few-steps", type=int, default=20, help="respaced steps of the few-step DDIM EGG run")
+    parser.add_argument("--few-energy-scale", type=float, default=None, help="its energy scale (default: --energy-scale)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
@@ -71,10 +74,16 @@ def main() -> None:
     runs = {}
     ga = GradientAscent(steps=args.ga_steps)
     runs["ga"], _ = timed(lambda: synthesize(ga, objective, seeds, device, batch_size=n, progress=False))
-    for steps in ("50", "100"):
-        egg = EnergyGuidedDiffusion(prior=prior_config(args.prior), steps=steps, energy_scale=args.energy_scale)
+    few = f"egg{args.few_steps}_ddim"
+    few_scale = args.energy_scale if args.few_energy_scale is None else args.few_energy_scale
+    for name, steps, scale, ddim in (
+        ("egg50", 50, args.energy_scale, False),
+        ("egg100", 100, args.energy_scale, False),
+        (few, args.few_steps, few_scale, True),
+    ):
+        egg = EnergyGuidedDiffusion(prior=prior_config(args.prior), steps=steps, energy_scale=scale, ddim=ddim)
         egg.prepare(objective, model.input_shape, device)  # load the prior outside the timing
-        runs[f"egg{steps}"], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))  # noqa: B023 (called at once)
+        runs[name], _ = timed(lambda: synthesize(egg, objective, seeds, device, batch_size=n, progress=False))  # noqa: B023 (called at once)
     natural = None
     if args.dataset:
         from egg_cli.data import load_dataset
@@ -83,6 +92,7 @@ def main() -> None:
         natural = natural_reference(
             objective, np.asarray(data.images), runs["ga"].adapter["norm"], device, top_k=1, progress=False
         )["score"][:, 0]
+    truth = _ground_truth_rates(args.dataset, model, mei_neurons, runs) if args.dataset else None
     report = {"device": str(device), "neurons": mei_neurons, "per_mei": {}}
     for name, result in runs.items():
         per_mei = float(result.seconds_per_image.mean())
@@ -93,6 +103,8 @@ def main() -> None:
             "activation_mean": float(act.mean()),
             "activations": act.tolist(),
         }
+        if truth is not None:
+            entry.update(ground_truth_mean=float(truth[name].mean()), ground_truth=truth[name].tolist())
         if natural is not None:
             ratios = act / natural
             entry.update(
@@ -111,11 +123,35 @@ def main() -> None:
             if natural is not None
             else ""
         )
+        if truth is not None:
+            extra += f", ground-truth rate {entry['ground_truth_mean']:.3f}"
         print(
-            f"  {name:7s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
+            f"  {name:12s} {entry['steps']:5d} steps: {entry['seconds_per_mei']:8.3f} s/MEI, "
             f"time / GA = {ratio:.3f}, mean activation {entry['activation_mean']:.3f}{extra}"
         )
         entry["time_over_ga"] = ratio
+    per_mei = report["per_mei"]
+    few_ratio = float(np.mean(np.asarray(per_mei[few]["activations"]) / np.asarray(per_mei["egg100"]["activations"])))
+    report["few_step"] = {
+        "name": few,
+        "activation_over_egg100": few_ratio,
+        "time_over_egg100": per_mei[few]["seconds_per_mei"] / per_mei["egg100"]["seconds_per_mei"],
+        "ga_time_over_few": base / per_mei[few]["seconds_per_mei"],
+    }
+    line = (
+        f"  few-step: {few} / egg100 activation (mean of per-neuron ratios) {few_ratio:.3f}; "
+        f"GA time / {few} time = {report['few_step']['ga_time_over_few']:.1f}x"
+    )
+    if truth is not None:
+        report["few_step"]["ground_truth_over_egg100"] = (
+            per_mei[few]["ground_truth_mean"] / per_mei["egg100"]["ground_truth_mean"]
+        )
+        report["few_step"]["ground_truth_over_ga"] = per_mei[few]["ground_truth_mean"] / per_mei["ga"]["ground_truth_mean"]
+        line += (
+            f"; ground-truth rate {few} / egg100 {report['few_step']['ground_truth_over_egg100']:.3f}, "
+            f"{few} / GA {report['few_step']['ground_truth_over_ga']:.3f}"
+        )
+    print(line)
     if natural is not None:
         print(f"  best natural image at the same contrast: mean activation {float(natural.mean()):.3f}")
         report["natural_best_mean"] = float(natural.mean())
@@ -147,6 +183,28 @@ def main() -> None:
         from egg_cli.io import write_json
 
         write_json(args.json, report)
+
+
+def _ground_truth_rates(dataset: str, model, neurons: list[int], runs: dict) -> dict[str, np.ndarray] | None:
+    """Each run's images scored by the simulated neurons of ``dataset`` (None without a ground truth):
+    per MEI, the rate of the ground-truth neuron with the model neuron's id."""
+    import h5py
+
+    from egg_cli.data.schema import GROUND_TRUTH_GROUP
+    from egg_cli.simulation import load_ground_truth
+
+    with h5py.File(dataset, "r") as f:
+        if GROUND_TRUTH_GROUP not in f:
+            return None
+    truth = load_ground_truth(dataset)
+    index = {int(i): k for k, i in enumerate(np.asarray(truth.neuron_ids))}
+    columns = [index[int(np.asarray(model.neuron_ids)[u])] for u in neurons]
+    rates = {}
+    with torch.no_grad():
+        for name, result in runs.items():
+            images = torch.as_tensor(np.asarray(result.images[:, 0]), dtype=torch.float32)  # (neurons, C, H, W), seed 0
+            rates[name] = truth(images).numpy()[np.arange(len(neurons)), columns]
+    return rates
 
 
 if __name__ == "__main__":

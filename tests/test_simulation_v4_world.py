@@ -10,7 +10,14 @@ import torch
 from egg_cli.simulation import SimulationConfig, load_ground_truth, simulate, write_simulation
 from egg_cli.simulation.simulate import measure_optimum
 
-WORLD = {"cycles_per_image": [8, 5, 3], "sigma_per_wavelength": 0.8, "saturation": 8.0, "model": "conjunction"}
+WORLD = {
+    "cycles_per_image": [8, 5, 3],
+    "sigma_per_wavelength": 0.8,
+    "saturation": 8.0,
+    "model": "conjunction",
+    "cross_orientation": True,
+    "subunit_c50_quantile": [0.8, 0.95],
+}
 
 
 def _config(n_neurons: int, **neurons) -> SimulationConfig:
@@ -47,10 +54,46 @@ def test_conjunction_ground_truth_round_trips_through_the_file_with_the_same_out
     np.testing.assert_allclose(rates, sim.rates, rtol=1e-4, atol=1e-5)
     with h5py.File(path) as f:
         group = f["ground_truth"]
-        assert group.attrs["version"] == 2 and group["term_neuron"].shape[0] >= 10
+        assert group.attrs["version"] == 3 and group["term_neuron"].shape[0] >= 10
+        assert group["subunit_cross_c50"].shape == group["subunit_c50"].shape
         assert group["optimum_images"].shape == (4, 1, 32, 32) and list(group["optimum_neurons"][()]) == [0, 3, 6, 9]
         likeness = f["neurons"]["grating_likeness"][()]
     assert np.isnan(likeness[[1, 2, 4]]).all() and np.isfinite(likeness[[0, 3, 6, 9]]).all()
+
+
+def test_version_two_world_without_cross_orientation_still_round_trips(tmp_path):
+    torch.set_num_threads(1)
+    sim = simulate(_config(3, cross_orientation=False), seed=2, progress=False)
+    write_simulation(sim, tmp_path / "v2.h5")
+    gt = load_ground_truth(tmp_path / "v2.h5")
+    assert gt.version == 2 and not gt.cross_orientation
+    with torch.no_grad():
+        rates = gt(torch.as_tensor((sim.images.astype(np.float32) - gt.pixel_mean) / gt.pixel_std)).numpy()
+    np.testing.assert_allclose(rates, sim.rates, rtol=1e-4, atol=1e-5)
+
+
+def test_cross_orientation_normalization_favours_an_oriented_grating_over_a_broadband_spot(world):
+    """A subunit's normalized value: its own orientation's share of the local energy."""
+    from egg_cli.simulation.grating_likeness import gabor_images
+
+    sim, _ = world
+    population = sim.population
+    spec = population.spec()
+    orientations = population.bank.orientations
+    subunit = int(np.flatnonzero(spec["subunit_weight"] > 0)[0])
+    frequency, rest = divmod(int(spec["subunit_channel"][subunit]), 5 * orientations)
+    theta = (rest % orientations) * np.pi / orientations
+    x0, y0 = spec["subunit_center"][subunit]
+    wavelength = float(spec["wavelengths"][frequency])
+    norm = 0.25 * 32
+    # full-field grating at the subunit's orientation and frequency vs a 1.5 px spot at its centre
+    grating = gabor_images(
+        torch.tensor([[x0, y0, theta, np.log(wavelength), 0.0, np.log(3200.0)]], dtype=torch.float32), 32, norm
+    )
+    spot = gabor_images(torch.tensor([[x0, y0, theta, np.log(64.0), 0.0, np.log(1.5)]], dtype=torch.float32), 32, norm)
+    with torch.no_grad():
+        values = population.pooled_subunits(torch.cat([grating, spot]))[1][subunit].numpy()
+    assert values[0] > 3 * values[1], values
 
 
 def test_every_family_appears_and_each_neuron_has_one_excitatory_term(world):
@@ -70,7 +113,7 @@ def test_grating_likeness_is_near_one_for_gabor_energy_neurons_and_low_for_corne
     high = measure_optimum(gratings, 0.25, max_neurons=4, steps=150)
     low = measure_optimum(contours, 0.25, max_neurons=6, steps=150)
     assert high.ratio.min() >= 0.85, high.ratio
-    assert np.median(low.ratio) <= 0.75 and low.ratio.min() < 0.6, low.ratio
+    assert np.median(low.ratio) <= 0.7 and low.ratio.min() < 0.5, low.ratio
     assert (high.mei_rate >= high.gabor_rate).all() and (low.mei_rate >= low.gabor_rate).all()
 
 

@@ -27,6 +27,19 @@ under a wider Gaussian (``pool_sigma``: receptive field plus suppressive surroun
 
 A term of one subunit is that subunit; a population without terms is the version-1 world.
 
+With cross-orientation normalization (model version 3, the default world), a subunit's pooled
+value is first compared with the same cells at *all* orientations under its window: with ``C``
+the subunit's cell type (complex-cell energy or a rectified simple cell) at its frequency
+``f_s``, ``alpha`` the opponency in [0, 1] (0: purely divisive) and ``k_s`` a semi-saturation
+calibrated on natural images::
+
+    L_s      = sum_p map_s(p) * mean_theta C(f_s, theta, p)
+    pooled_s <- max(0, pooled_s - alpha * L_s) / (k_s + L_s)
+
+A subunit so signals how far its orientation exceeds the local mean over orientations: a
+broadband spot (a small Gabor patch, a high-contrast blob) drives every orientation about
+equally and hence each one weakly, while an oriented contour part drives its own subunit fully.
+
 Positions are normalized image coordinates in [-1, 1] (x to the right, y down; the convention
 of ``grid_sample`` with ``align_corners=False``), as used by Gaussian readouts.
 """
@@ -47,8 +60,10 @@ from egg_cli.errors import EggError
 CELL_TYPES = ("even_on", "even_off", "odd_on", "odd_off", "energy")
 ENERGY = CELL_TYPES.index("energy")
 MODEL_KIND = "v4_two_stage"
-MODEL_VERSION = 2  # version 1: subunits summed; version 2 adds optional conjunction terms
+MODEL_VERSION = 3  # 1: subunits summed; 2: conjunction terms; 3: terms + cross-orientation normalization
 TERM_ARRAYS = ("subunit_term", "term_neuron", "term_weight", "pool_sigma", "subunit_c50")
+CROSS_ORIENTATION = "subunit_cross_c50"  # version 3: per-subunit semi-saturation of the all-orientation pool
+OPPONENCY = "cross_orientation_opponency"  # version 3: alpha, the share of the all-orientation pool subtracted
 TERM_EPS = 1e-3  # floor of a saturated subunit (in [0, 1]) inside a term's geometric mean
 CALIBRATION = ("norm_constant", "drive_mean", "drive_std", "threshold", "gain", "max_rate")
 _EPS = 1e-6
@@ -169,8 +184,17 @@ class V4Population(nn.Module):
         if present and len(present) != len(TERM_ARRAYS):
             raise EggError(f"ground-truth spec has {present} but not all of {list(TERM_ARRAYS)}; expected all or none")
         self.conjunctive = bool(present)
-        names = (*self.SPEC_ARRAYS, *(TERM_ARRAYS if self.conjunctive else ()), *self.SPEC_SCALARS)
-        self._spec = {k: (np.array(spec[k]) if k in self.SPEC_ARRAYS or k in TERM_ARRAYS else spec[k]) for k in names}
+        self.cross_orientation = CROSS_ORIENTATION in spec
+        if self.cross_orientation and not self.conjunctive:
+            raise EggError(f"ground-truth spec has {CROSS_ORIENTATION!r} without conjunction terms; expected both or neither")
+        arrays = {*self.SPEC_ARRAYS, *TERM_ARRAYS, CROSS_ORIENTATION}
+        names = (
+            *self.SPEC_ARRAYS,
+            *(TERM_ARRAYS if self.conjunctive else ()),
+            *((CROSS_ORIENTATION, OPPONENCY) if self.cross_orientation else ()),
+            *self.SPEC_SCALARS,
+        )
+        self._spec = {k: (np.array(spec[k]) if k in arrays else spec[k]) for k in names}
         s = self._spec
         self.input_shape = (int(s["in_channels"]), int(s["image_height"]), int(s["image_width"]))
         self.neuron_ids = s["neuron_ids"]
@@ -220,6 +244,15 @@ class V4Population(nn.Module):
             buf("term_to_neuron", to_neuron)
             pool_sigma = s["pool_sigma"]
             buf("subunit_c50", s["subunit_c50"])
+            if self.cross_orientation:
+                if len(s[CROSS_ORIENTATION]) != n_sub:
+                    raise EggError(
+                        f"ground-truth spec: {CROSS_ORIENTATION} has {len(s[CROSS_ORIENTATION])} entries; expected {n_sub}"
+                    )
+                buf("subunit_maps", maps.T.copy())  # (positions, subunits)
+                buf("subunit_type", s["subunit_channel"] // self.bank.orientations, torch.long)  # (frequency, cell type)
+                buf(CROSS_ORIENTATION, s[CROSS_ORIENTATION])
+                self.opponency = float(s[OPPONENCY])
         else:
             assignment = np.zeros((n_sub, self.n_neurons))
             assignment[np.arange(n_sub), s["subunit_neuron"]] = s["subunit_weight"]
@@ -230,14 +263,25 @@ class V4Population(nn.Module):
         for name in CALIBRATION:
             buf(name, s[name])
 
+    @property
+    def version(self) -> int:
+        """Ground-truth model version (see ``MODEL_VERSION``)."""
+        return 3 if self.cross_orientation else 2 if self.conjunctive else 1
+
     def spec(self) -> dict[str, Any]:
         """Everything needed to rebuild this module (arrays and scalars)."""
         return {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in self._spec.items()}
 
     def set_calibration(self, **values: np.ndarray) -> None:
-        """Update calibration arrays (see ``CALIBRATION``; conjunctive populations also ``subunit_c50``)."""
+        """Update calibration arrays (see ``CALIBRATION``; conjunctive populations also ``subunit_c50``
+        and, with cross-orientation normalization, ``subunit_cross_c50``)."""
         for name, value in values.items():
-            if name not in CALIBRATION and not (self.conjunctive and name == "subunit_c50"):
+            allowed = (
+                CALIBRATION
+                + (("subunit_c50",) if self.conjunctive else ())
+                + ((CROSS_ORIENTATION,) if self.cross_orientation else ())
+            )
+            if name not in allowed:
                 raise KeyError(name)
             self._spec[name] = np.asarray(value, dtype=np.float64)
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
@@ -249,11 +293,23 @@ class V4Population(nn.Module):
             )
 
     def pooled_subunits(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage-one features (B, channels, positions) and every subunit's pooled value (subunits, B)."""
+        """Stage-one features (B, channels, positions) and every subunit's pooled value (subunits, B),
+        divided by its all-orientation pool when the population has cross-orientation normalization."""
         self._check_input(images_z)
         features = self.bank(images_z).flatten(2)
         per_channel = torch.bmm(features[:, self.used_channels].transpose(0, 1), self.grouped_maps)  # (used, B, slots)
-        return features, per_channel[self.subunit_group, :, self.subunit_slot]
+        pooled = per_channel[self.subunit_group, :, self.subunit_slot]
+        if self.cross_orientation:
+            local = self.orientation_pool(features)
+            pooled = F.relu(pooled - self.opponency * local) / (self.subunit_cross_c50[:, None] + local)
+        return features, pooled
+
+    def orientation_pool(self, features: torch.Tensor) -> torch.Tensor:
+        """``L_s``: the mean over all orientations of each subunit's cell type at its frequency,
+        pooled under its window, (subunits, B)."""
+        batch, _, positions = features.shape
+        per_type = features.view(batch, -1, self.bank.orientations, positions).mean(2) @ self.subunit_maps  # (B, types, subunits)
+        return per_type.gather(1, self.subunit_type.expand(batch, 1, -1)).squeeze(1).T
 
     def numerator_and_pool(self, images_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted subunit (or term) sum and normalization pool, each (B, n_neurons)."""

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from egg_cli.errors import EggError
 from egg_cli.simulation.families import BUILDERS, FAMILIES, Layout, suppressive_terms
-from egg_cli.simulation.neurons import ENERGY, V4Population, channel_index
+from egg_cli.simulation.neurons import CROSS_ORIENTATION, ENERGY, OPPONENCY, V4Population, channel_index
 
 NEURON_KINDS = ("shape", "texture")  # families of the summing (version-1) world
 MODELS = ("sum", "conjunction")
@@ -42,6 +42,11 @@ class PopulationConfig:
     suppressive_terms: Sequence[int] = (1, 2)  # conjunction: inhibitory energy terms per neuron, inclusive range
     surround_scale: Sequence[float] = (1.5, 2.5)  # conjunction: normalization pool sigma / RF sigma
     subunit_c50_quantile: Sequence[float] = (0.5, 0.8)  # conjunction: subunit semi-saturation, natural-image quantile
+    cross_orientation: bool = False  # conjunction: divide each subunit by the energy of all orientations under its window
+    cross_orientation_c50: float = 0.25  # its semi-saturation / the all-orientation pool's median on natural images
+    cross_orientation_opponency: float = (
+        0.5  # share of the all-orientation pool subtracted (0: purely divisive; near 1 leaves no gradient)
+    )
 
     def check(self) -> None:
         """Raise EggError on values that cannot make a population."""
@@ -87,6 +92,9 @@ class PopulationConfig:
             "subunit_c50_quantile",
             "[lo, hi] with 0 < lo <= hi < 1",
         )
+        need(not self.cross_orientation or self.model == "conjunction", "cross_orientation", "false unless model is conjunction")
+        need(self.cross_orientation_c50 > 0, "cross_orientation_c50", "a positive number")
+        need(0 <= self.cross_orientation_opponency <= 1, "cross_orientation_opponency", "a number in [0, 1]")
 
 
 def _sum_world_subunits(
@@ -247,6 +255,9 @@ def _conjunction_population(
         "pool_sigma": rf_sigma * rng.uniform(*config.surround_scale, size=n_neurons),
         "subunit_c50": np.ones(len(columns["term"])),  # set by calibrate_subunits
     }
+    if config.cross_orientation:
+        subunits[CROSS_ORIENTATION] = np.ones(len(columns["term"]))  # set by calibrate_subunits
+        subunits[OPPONENCY] = float(config.cross_orientation_opponency)
     width = image_shape[2]
     spec = _population_spec(
         rf_center, rf_sigma, subunits, wavelengths_norm * width / 2, image_shape, pixel_mean, pixel_std, config, rng
@@ -332,13 +343,19 @@ def calibrate_subunits(
     device: torch.device | str = "cpu",
 ) -> None:
     """Set each subunit's semi-saturation to a quantile (drawn in ``subunit_c50_quantile``) of its
-    pooled value over ``images_z`` (conjunctive populations only)."""
+    pooled value over ``images_z`` (conjunctive populations only); with cross-orientation
+    normalization, first set its pool's semi-saturation to ``cross_orientation_c50`` times the
+    pool's median over ``images_z``."""
     population = population.to(device)
-    pooled = []
-    for start in range(0, len(images_z), batch_size):
-        batch = torch.as_tensor(images_z[start : start + batch_size], dtype=torch.float32, device=device)
-        pooled.append(population.pooled_subunits(batch)[1].T.cpu().numpy())
-    values = np.concatenate(pooled).astype(np.float64)  # (N, subunits)
+    batches = [
+        torch.as_tensor(images_z[start : start + batch_size], dtype=torch.float32, device=device)
+        for start in range(0, len(images_z), batch_size)
+    ]
+    if population.cross_orientation:
+        local = np.concatenate([population.orientation_pool(population.bank(b).flatten(2)).T.cpu().numpy() for b in batches])
+        median = np.median(local.astype(np.float64), axis=0)
+        population.set_calibration(**{CROSS_ORIENTATION: np.maximum(config.cross_orientation_c50 * median, 1e-6)})
+    values = np.concatenate([population.pooled_subunits(b)[1].T.cpu().numpy() for b in batches]).astype(np.float64)
     quantiles = rng.uniform(*config.subunit_c50_quantile, size=values.shape[1])
     c50 = np.array([np.quantile(values[:, s], q) for s, q in enumerate(quantiles)])
     population.set_calibration(subunit_c50=np.maximum(c50, 1e-6))

@@ -18,7 +18,7 @@ from egg_cli.data.schema import pixel_statistics
 from egg_cli.errors import EggError
 from egg_cli.metrics import correlation, oracle_correlation, split_half_reliability
 from egg_cli.simulation.grating_likeness import GratingLikeness, grating_likeness
-from egg_cli.simulation.neurons import MODEL_KIND, MODEL_VERSION, V4Population
+from egg_cli.simulation.neurons import MODEL_KIND, V4Population
 from egg_cli.simulation.population import PopulationConfig, calibrate, calibrate_subunits, draw_population, numerator_and_pool
 from egg_cli.simulation.tuning import grating_tuning
 
@@ -42,7 +42,7 @@ class SimulationConfig:
     neurons: PopulationConfig = field(default_factory=PopulationConfig)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], prefix: str = "dataset") -> SimulationConfig:
+    def from_dict(cls, values: Mapping[str, Any], prefix: str = "simulation") -> SimulationConfig:
         """Build from a plain mapping; unknown keys raise EggError naming the key."""
         values = dict(values)
         values.pop("name", None)
@@ -53,7 +53,7 @@ class SimulationConfig:
         cfg.check(prefix)
         return cfg
 
-    def check(self, prefix: str = "dataset") -> None:
+    def check(self, prefix: str = "simulation") -> None:
         """Raise EggError on values that cannot be simulated."""
         for key in ("n_neurons", "image_size", "n_train", "n_validation", "n_test"):
             if int(getattr(self, key)) < 1:
@@ -228,8 +228,7 @@ def sample_trials(rates: np.ndarray, overdispersion: float, rng: np.random.Gener
 def ground_truth_content(population: V4Population, optimum: GratingLikeness | None = None) -> dict[str, Any]:
     """The ``ground_truth`` group: the module spec plus its kind and version, and the optimum
     images (``optimum_images``, z-scored, at L2 norm ``optimum_norm``) when measured."""
-    version = MODEL_VERSION if population.conjunctive else 1  # a summing population stays readable as version 1
-    content: dict[str, Any] = {"kind": MODEL_KIND, "version": version}
+    content: dict[str, Any] = {"kind": MODEL_KIND, "version": population.version}
     for key, value in population.spec().items():
         content[key] = np.asarray(value) if isinstance(value, np.ndarray) else value
     if optimum is not None:
