@@ -5,12 +5,17 @@
 #   scripts/slurm_cluster.sh down   stop what `up` started (by pid file)
 # Runs as root on Debian 12 without a service manager (a container); both commands are idempotent.
 # Container settings: proctrack/linuxproc, task/none, select/cons_tres (no cgroups needed).
+# Test settings that shorten waits (real clusters keep SLURM's defaults): a requeued job may start
+# again after 10 s instead of 120 s (AuthInfo cred_expire), the scheduler looks at the queue every
+# 5 s (sched_interval, bf_interval), a cancelled job is killed 5 s after SIGTERM (KillWait, default 30).
+# There is no mail server: MailProg records each mail's arguments in $LOGS/mail.log.
 set -euo pipefail
 
 CLUSTER=egg
 CONF=/etc/slurm
 LOGS=/var/log/slurm
 DB_PASSWORD=egg-slurmdbd   # local MariaDB user reachable only through localhost
+MAIL_LOG=$LOGS/mail.log
 
 die() { echo "slurm_cluster: $*" >&2; exit 1; }
 running() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -31,6 +36,9 @@ write_configs() {
     local node
     node=$(slurmd -C | head -1)   # NodeName=<host> CPUs=... RealMemory=... as slurmd sees this machine
     mkdir -p "$CONF" "$LOGS" /var/spool/slurmctld /var/spool/slurmd
+    printf '#!/bin/sh\n# MailProg of the test cluster: one line per mail SLURM sends (-s <subject> <user>)\necho "$*" >>%s\n' \
+        "$MAIL_LOG" >"$CONF/record_mail.sh"
+    chmod 755 "$CONF/record_mail.sh"
     cat >"$CONF/slurm.conf" <<EOF
 ClusterName=$CLUSTER
 SlurmctldHost=$(hostname)
@@ -44,6 +52,10 @@ SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 ReturnToService=2
 MpiDefault=none
+AuthInfo=cred_expire=10
+SchedulerParameters=sched_interval=5,bf_interval=5
+KillWait=5
+MailProg=$CONF/record_mail.sh
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=/run/slurmctld.pid

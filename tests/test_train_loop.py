@@ -89,6 +89,7 @@ def test_an_interrupted_run_resumes_after_its_last_epoch_and_matches_an_uninterr
     seen = []
     state = fit(resumed, toy, config, tmp_path / "part.pt", seed=3, on_epoch=lambda s: seen.append(s.epoch))
     assert seen == [3, 4] and state.epoch == 4
+    assert state.sessions == [0, 2]  # the second session began after epoch 2
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 

@@ -86,6 +86,8 @@ def _training_record(state: Any) -> dict[str, Any]:
         "best_validation_correlation": state.best_score,
         "stop_reason": state.stop_reason,
         "lr_decays": state.lr_decays,
+        "sessions": len(state.sessions),  # 1 + how many times training resumed from training_state.pt
+        "resumed_after_epochs": state.sessions[1:],
         "train_minutes": state.seconds / 60,
         "train_cpu_minutes": state.cpu_seconds / 60,
         "load_average_at_end": list(os.getloadavg()),

@@ -75,6 +75,7 @@ class TrainingState:
     seconds: float = 0.0  # wall-clock seconds of training and validation, over all sessions
     cpu_seconds: float = 0.0  # CPU time of this process (all threads): comparable across machine loads
     history: list[dict[str, float]] = field(default_factory=list)
+    sessions: list[int] = field(default_factory=list)  # epochs already finished when each fit() call began
 
 
 def poisson_loss(rates: torch.Tensor, responses: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -228,6 +229,8 @@ def fit(
             state.finished, state.stop_reason = False, ""
     else:
         torch.manual_seed(seed)
+    if not state.finished:
+        state.sessions.append(state.epoch)
 
     while not state.finished:
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -3,9 +3,10 @@
 Each job folder of a sweep holds ``job.json``, written by the command wrapper
 (:mod:`egg_cli.cli.app`): ``status`` (``running`` -> ``finished`` or ``failed``), the job number
 and overrides, a hash of the resolved config, where it ran (host, pid, device, precision,
-threads), timings and, for a failed job, its one-line ``error`` (the full text in
-``error.txt``). A job whose ``job.json`` says ``finished`` for the same config hash is skipped
-when the sweep runs again; a failed job keeps its folder so ``egg collect`` can report it.
+threads; ``slurm_restarts`` when SLURM requeued it), timings and, for a failed job, its one-line
+``error`` (the full text in ``error.txt``). A job whose ``job.json`` says ``finished`` for the same
+config hash is skipped when the sweep runs again; a failed job keeps its folder so ``egg collect``
+can report it.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class SweepJob:
             started=time.strftime("%Y-%m-%dT%H:%M:%S"),
             threads=torch.get_num_threads(),
         )
+        if os.environ.get("SLURM_RESTART_COUNT"):  # set by SLURM in a requeued job
+            self.record["slurm_restarts"] = int(os.environ["SLURM_RESTART_COUNT"])
         if "device" in cfg:
             device = resolve_device(str(cfg.device))
             self.record["device"] = str(device)

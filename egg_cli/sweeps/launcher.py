@@ -6,7 +6,9 @@ whole stderr. egg's launchers (``hydra_plugins/egg_launcher``, where Hydra looks
 
 - fail the job *inside* the job when the egg command failed, so SLURM records ``FAILED``
   (Hydra otherwise returns the failure as a value and the job exits 0: ``COMPLETED``);
-- check the request against the partition with ``sinfo`` before ``sbatch`` (SLURM only);
+- check the request against the partition with ``sinfo`` before ``sbatch`` (SLURM only), and cap
+  the pre-timeout signal's delay at a quarter of the time limit;
+- read job states from ``squeue`` when ``sacct`` cannot answer (SLURM without accounting);
 - wait for every job of the array, then raise one :class:`SweepFailed` naming each failed job's
   first error line and its log file; an interrupted wait cancels the jobs it submitted.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ class OutcomeLauncher(BaseSubmititLauncher):
         """Ids of jobs the scheduler has forgotten (none for local jobs: their processes are watched)."""
         return set()
 
+    @staticmethod
+    def watch(jobs: Sequence[Any]) -> None:
+        """Choose where the states of the submitted jobs come from (local jobs: submitit's own watcher)."""
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit the jobs, wait for all of them, and raise :class:`SweepFailed` if any did not finish."""
         import submitit
@@ -106,6 +111,7 @@ class OutcomeLauncher(BaseSubmititLauncher):
             super().launch(job_overrides, initial_job_idx)
         finally:
             submitit.AutoExecutor.map_array = original
+        self.watch(jobs)
         outcomes = wait_for_all(jobs, initial_job_idx, self.gone)
         assert self.config is not None
         if any(o.result is None for o in outcomes):
@@ -157,32 +163,24 @@ def wait_for_all(
     return outcomes
 
 
-def unknown_to_slurm(jobs: Sequence[Any]) -> set[str]:
-    """Ids of array tasks that neither sacct (submitit's state UNKNOWN) nor ``squeue --states=all`` lists."""
-    unknown = [j for j in jobs if j.state == "UNKNOWN"]
-    if not unknown:
-        return set()
-    arrays = sorted({str(j.job_id).split("_")[0] for j in unknown})
-    try:
-        queue = subprocess.run(
-            ["squeue", "--noheader", "--array", "--states=all", "--format=%i", f"--jobs={','.join(arrays)}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return set()  # no answer now: ask again at the next poll
-    if queue.returncode != 0:
-        return set()
-    listed = set(queue.stdout.split())
-    return {j.job_id for j in unknown if j.job_id not in listed}
-
-
-class PartitionCheckedLauncher(OutcomeLauncher):
+class SlurmOutcomeLauncher(OutcomeLauncher):
     """An :class:`OutcomeLauncher` for SLURM: the request checked against the partition before sbatch,
-    and array tasks that SLURM forgot (cancelled while pending) counted as ended."""
+    the signal delay fitted to the time limit, states from squeue without sacct, and array tasks
+    that SLURM forgot (cancelled while pending) counted as ended."""
 
-    gone = staticmethod(unknown_to_slurm)
+    @staticmethod
+    def gone(jobs: Sequence[Any]) -> set[str]:
+        """Array tasks that neither sacct nor squeue lists (cancelled while pending)."""
+        from egg_cli.sweeps.slurm_state import unknown_to_slurm  # imports submitit: not at plugin discovery
+
+        return unknown_to_slurm(jobs)
+
+    @staticmethod
+    def watch(jobs: Sequence[Any]) -> None:
+        """Job states from sacct, or from squeue when sacct cannot answer."""
+        from egg_cli.sweeps.slurm_state import states_from_squeue_without_sacct
+
+        states_from_squeue_without_sacct(jobs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         try:
@@ -193,4 +191,7 @@ class PartitionCheckedLauncher(OutcomeLauncher):
             if {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:  # a new sweep: leave nothing behind
                 shutil.rmtree(sweep_dir)
             raise CompactHydraException(str(err)) from err
+        from egg_cli.sweeps.slurm_state import fit_signal_delay
+
+        self.params["signal_delay_s"] = fit_signal_delay(self.params)
         return super().launch(job_overrides, initial_job_idx)

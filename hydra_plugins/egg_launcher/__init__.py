@@ -6,12 +6,12 @@ hydra-submitit-launcher's local and SLURM launchers (``hydra/launcher=submitit_l
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 
-from egg_cli.sweeps.launcher import OutcomeLauncher, PartitionCheckedLauncher
+from egg_cli.sweeps.launcher import OutcomeLauncher, SlurmOutcomeLauncher
 
 
 class EggLocalLauncher(OutcomeLauncher, LocalLauncher):
     """Sweep jobs as local subprocesses; waits for all of them and reports failures in one line."""
 
 
-class EggSlurmLauncher(PartitionCheckedLauncher, SlurmLauncher):
+class EggSlurmLauncher(SlurmOutcomeLauncher, SlurmLauncher):
     """Sweep jobs as one SLURM array, checked against the partition (sinfo) before sbatch."""
