@@ -27,7 +27,7 @@ def test_slurm_preset_requests_no_gpu_and_exposes_partition_cpus_memory_time_ove
         32,
         240,
     )
-    assert launcher.signal_delay_s == 120 and launcher.max_num_timeout == 0  # from the plugin's SlurmQueueConf
+    assert launcher.signal_delay_s == 30 and launcher.max_num_timeout == 3  # the plugin's are 120 and 0: no requeue
     with pytest.raises(ConfigCompositionException):  # typed by the plugin's schema
         launcher_config("hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=lots")
 
@@ -83,5 +83,10 @@ def test_slurm_preset_values_arrive_in_the_sbatch_script(tmp_path, monkeypatch):
         "hydra.launcher.timeout_min=90",
     )
     assert n_jobs == 3
-    for line in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=12", "--mem=64GB", "--time=90"):
+    for line in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=12", "--mem=64GB", "--time=90", "--signal=USR2@30"):
         assert f"#SBATCH {line}\n" in script
+
+
+def test_a_one_minute_job_gets_the_pre_timeout_signal_15_s_before_its_limit(tmp_path, monkeypatch):
+    ((script, _),) = submitted_scripts(tmp_path, monkeypatch, "hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1")
+    assert "#SBATCH --time=1\n" in script and "#SBATCH --signal=USR2@15\n" in script
