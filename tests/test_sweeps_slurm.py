@@ -113,6 +113,19 @@ def sacct_states(job_ids: list[str], timeout_s: float = 60) -> dict[str, str]:
     raise AssertionError(f"sacct did not record final states for {job_ids} within {timeout_s} s: {states}")
 
 
+def sacct_attempts(job_id: str, timeout_s: float = 60) -> list[str]:
+    """SLURM's accounting state of every run of a job (``--duplicates``: requeued runs too), once the last has ended."""
+    attempts: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        command = ["sacct", "--noheader", "--parsable2", "--duplicates", "--allocations", "--format=State", f"--jobs={job_id}"]
+        attempts = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.split()
+        if attempts and attempts[-1] not in ("PENDING", "RUNNING", "REQUEUED"):  # the result file can come first
+            return attempts
+        time.sleep(1)
+    raise AssertionError(f"sacct did not record the end of job {job_id} within {timeout_s} s: {attempts}")
+
+
 def test_a_failing_job_is_failed_in_sacct_reported_in_one_line_and_collected(tmp_path):
     sweep = tmp_path / "sweep"
     run = egg("simulate", "-m", *TINY, "simulation.overdispersion=0.0,-1", *SMALL_JOBS, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
@@ -228,12 +241,7 @@ def test_a_training_job_at_its_time_limit_is_requeued_and_resumes_from_its_check
     record = json.loads((sweep / "0" / "job.json").read_text())
     job_id, restarts = record["job_id"], record["slurm_restarts"]
     assert record["status"] == "finished" and 1 <= restarts <= 3
-    attempts = subprocess.run(
-        ["sacct", "--noheader", "--parsable2", "--duplicates", "--allocations", "--format=State", f"--jobs={job_id}"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert attempts == ["REQUEUED"] * restarts + ["COMPLETED"]
+    assert sacct_attempts(job_id) == ["REQUEUED"] * restarts + ["COMPLETED"]
     log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
     assert f"Requeued job {job_id} (2 remaining timeouts)" in log
     training = json.loads((sweep / "0" / "summary.json").read_text())["training"]
