@@ -7,7 +7,7 @@ both jobs, and a request larger than any node is refused before sbatch. A traini
 its time limit is requeued and resumes from its checkpoint; one cancelled while running resumes
 when the sweep runs again; without accounting egg says so once and still returns. Without a
 reachable cluster every test skips with one line saying why. The test cluster's short requeue and
-kill waits (see scripts/slurm_cluster.sh) keep these tests at about three minutes.
+kill waits (see scripts/slurm_cluster.sh) keep these tests at 3-3.5 minutes.
 """
 
 import json
