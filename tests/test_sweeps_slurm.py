@@ -205,7 +205,7 @@ def test_a_failed_job_sends_the_mail_that_mail_type_fail_asks_for(tmp_path):
     sweep = tmp_path / "sweep"
     mail = ["+hydra.launcher.additional_parameters.mail_type=FAIL", f"+hydra.launcher.additional_parameters.mail_user={user}"]
     run = egg(
-        "simulate", "-m", *TINY, "dataset.overdispersion=0.0,-1", *SMALL_JOBS, *mail, f"hydra.sweep.dir={sweep}", cwd=tmp_path
+        "simulate", "-m", *TINY, "simulation.overdispersion=0.0,-1", *SMALL_JOBS, *mail, f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
 
     assert run.returncode == 2, run.stderr[-3000:]
