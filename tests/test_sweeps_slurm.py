@@ -7,7 +7,7 @@ both jobs, and a request larger than any node is refused before sbatch. A traini
 its time limit is requeued and resumes from its checkpoint; one cancelled while running resumes
 when the sweep runs again; without accounting egg says so once and still returns. Without a
 reachable cluster every test skips with one line saying why. The test cluster's short requeue and
-kill waits (see scripts/slurm_cluster.sh) keep these tests at 3-3.5 minutes.
+kill waits (see scripts/slurm_cluster.sh) keep these tests at about 4 minutes.
 """
 
 import json
@@ -221,32 +221,32 @@ def test_a_failed_job_sends_the_mail_that_mail_type_fail_asks_for(tmp_path):
 
 def test_a_training_job_at_its_time_limit_is_requeued_and_resumes_from_its_checkpoint(tmp_path, tiny_dataset):
     sweep = tmp_path / "sweep"
-    # 42 s of training cannot fit in a 1-minute job signalled 15-45 s after its start (SLURM checks
-    # time limits every 30 s): the job is requeued at least once and resumes where it stopped
+    # 87 s of training cannot fit in a 2-minute job signalled 60-90 s after its start (signal_delay_s
+    # 30; SLURM checks time limits every 30 s), and what is left fits in the second run
     run = egg(
         "train",
         "-m",
         f"dataset_path={tiny_dataset}",
         "seed=1",
         "trainer.max_epochs=1000",
-        "trainer.max_minutes=0.7",
+        "trainer.max_minutes=1.45",
+        "trainer.patience=1000",  # no plateau stop: the time budget ends the training
         *TRAIN_JOBS,
-        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.timeout_min=2",
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "hydra.launcher.signal_delay_s=30 is more than a quarter of the 1-minute limit: using 15 s" in run.stdout
     record = json.loads((sweep / "0" / "job.json").read_text())
-    job_id, restarts = record["job_id"], record["slurm_restarts"]
-    assert record["status"] == "finished" and 1 <= restarts <= 3
-    assert sacct_attempts(job_id) == ["REQUEUED"] * restarts + ["COMPLETED"]
+    job_id = record["job_id"]
+    assert record["status"] == "finished" and record["slurm_restarts"] == 1
+    assert sacct_attempts(job_id) == ["REQUEUED", "COMPLETED"]
     log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
     assert f"Requeued job {job_id} (2 remaining timeouts)" in log
     training = json.loads((sweep / "0" / "summary.json").read_text())["training"]
-    assert training["stop_reason"] == "reached trainer.max_minutes=0.7"
-    assert training["sessions"] >= 2 and training["resumed_after_epochs"][0] >= 1  # continued, not restarted
+    assert training["stop_reason"] == "reached trainer.max_minutes=1.45"
+    assert training["sessions"] == 2 and training["resumed_after_epochs"][0] >= 1  # continued, not restarted
     history = json.loads((sweep / "0" / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, training["epochs"] + 1))
 
@@ -269,7 +269,10 @@ def test_a_training_job_cancelled_while_running_resumes_when_the_sweep_runs_agai
 
     assert proc.returncode == 2, stderr[-3000:]
     (line,) = [ln for ln in stderr.splitlines() if ln.startswith("egg: error:")]
-    assert re.match(r"egg: error: job 1 cancelled: \*\*\* STEP \d+\.0 ON \S+ CANCELLED AT \S+ \*\*\* \(log: ", line), line
+    # slurmstepd's line for the batch script (JOB <id>) or the job's step (STEP <id>.0), whichever came first
+    assert re.match(r"egg: error: job 1 cancelled: \*\*\* (JOB \d+|STEP \d+\.0) ON \S+ CANCELLED AT \S+ \*\*\* \(log: ", line), (
+        line
+    )
     assert line.endswith(f"1 of 2 jobs finished (every job's status: egg collect {sweep})")
     finished = json.loads((sweep / "0" / "job.json").read_text())["job_id"]
     states = sacct_states([finished, job_id])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,8 +81,17 @@ class OutcomeLauncher(BaseSubmititLauncher):
     """A submitit launcher that fails jobs inside the job and reports every outcome (see the module docstring)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
-        """Run one job inside its process; raise its error so the process exits non-zero."""
-        result = super().__call__(*args, **kwargs)
+        """Run one job inside its process; raise its error so the process exits non-zero.
+
+        Once the command has ended, the pre-timeout signal is ignored: arriving while the process
+        exits, it would requeue a finished job or kill it (SLURM then records FAILED).
+        """
+        import submitit
+
+        try:
+            result = super().__call__(*args, **kwargs)
+        finally:
+            signal.signal(getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}"), signal.SIG_IGN)
         if result.status == JobStatus.FAILED:
             _ = result.return_value  # re-raises the job's exception (the error line is already logged)
         return result
