@@ -65,6 +65,20 @@ def test_a_neuron_in_a_batch_gets_the_same_egg_image_as_alone_even_next_to_a_100
             assert alone.scores["generating"][0, 0] == pytest.approx(batched.scores["generating"][p, s], rel=1e-4)
 
 
+def test_few_step_ddim_egg_is_independent_per_image_and_deterministic_per_seed():
+    model = _LoudNeuron(TinyCNN(n_neurons=6, size=16))
+    objective = NeuronObjective(model, [0, 3])
+    method = EnergyGuidedDiffusion(prior=SPECTRAL, steps="5", energy_scale=5.0, ddim=True, eta=0.0)
+    batched = synthesize(method, objective, seeds=[0, 5], device=CPU, batch_size=4, progress=False)
+    again = synthesize(method, objective, seeds=[0, 5], device=CPU, batch_size=4, progress=False)
+    np.testing.assert_array_equal(batched.generator_images, again.generator_images)
+    assert batched.trace.shape == (2, 2, 5) and method.info().settings["ddim"] is True
+    assert np.abs(batched.generator_images[0, 0] - batched.generator_images[0, 1]).max() > 0.1  # seeds differ
+    for p, neuron in enumerate([0, 3]):
+        alone = synthesize(method, NeuronObjective(model, [neuron]), seeds=[5], device=CPU, batch_size=1, progress=False)
+        assert np.abs(alone.generator_images[0, 0] - batched.generator_images[p, 1]).max() < 1e-4
+
+
 def test_null_steps_and_energy_scale_take_the_objective_defaults_of_the_method():
     model = TinyCNN(n_neurons=3, size=16)
     method = EnergyGuidedDiffusion(prior=SPECTRAL, objective_defaults=PAPER)
