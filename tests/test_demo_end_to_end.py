@@ -1,4 +1,4 @@
-"""`egg demo scale=tiny` end to end: every stage's run folder, the evaluation and a report with its numbers."""
+"""`egg demo experiment=tiny` end to end: every stage's run folder, the evaluation and a report with its numbers."""
 
 import csv
 import json
@@ -28,7 +28,7 @@ def demo(tmp_path_factory):
             "-c",
             "import sys; from egg_cli.cli import main; main(sys.argv[1:])",
             "demo",
-            "scale=tiny",
+            "experiment=tiny",
             "progress=false",
             f"hydra.run.dir={out}",
         ],

@@ -19,20 +19,20 @@ def demo_config(*overrides):
         return compose(config_name="demo", overrides=list(overrides))
 
 
-def test_scale_selects_a_preset_and_single_settings_override_it():
-    plan = plan_from_config(demo_config("scale=tiny"))
+def test_an_experiment_preset_sets_the_scale_and_single_settings_override_it():
+    plan = plan_from_config(demo_config("experiment=tiny"))
     assert (plan.members, plan.neurons, plan.seeds, plan.generating) == (2, 3, [0], 1)
     assert list(plan.methods)[:3] == ["ga", "egg", "egg-spectral"]
     assert "prior=default" in plan.methods["egg"] and "prior=spectral" in plan.methods["egg-spectral"]
     assert list(plan.architectures) == ["cnn_attention", "task_gaussian"]
-    plan = plan_from_config(demo_config("scale=paper", "members=6", "neurons=7"))
+    plan = plan_from_config(demo_config("experiment=paper", "members=6", "neurons=7"))
     assert (plan.members, plan.neurons, plan.generating, plan.seeds) == (6, 7, 3, [0, 1, 2])
     assert "method.steps=1000" in plan.methods["ga"]
 
 
 def test_plans_without_a_held_out_member_are_refused():
     with pytest.raises(EggError, match="members=1: expected at least 2"):
-        plan_from_config(demo_config("scale=tiny", "members=1")).check()
+        plan_from_config(demo_config("experiment=tiny", "members=1")).check()
 
 
 def test_missing_method_configs_are_reported_not_guessed(tmp_path):

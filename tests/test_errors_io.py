@@ -171,9 +171,8 @@ def test_user_error_unwraps_hydra_and_omegaconf_and_leaves_bugs_alone():
     assert user_error(KeyError("internal")) is None
 
 
-def test_an_unknown_demo_scale_is_one_line_without_omegaconf_detail_lines(tmp_path):
-    """It printed OmegaConf's full_key / object_type lines under the error."""
+def test_an_unknown_demo_experiment_is_one_line_naming_the_available_ones(tmp_path):
     out = tmp_path / "demo"
-    proc = egg("demo", "scale=bogus", f"hydra.run.dir={out}")
-    assert_one_error(proc, "Interpolation key 'presets.bogus.simulate' not found")
+    proc = egg("demo", "experiment=bogus", f"hydra.run.dir={out}")
+    assert_one_error(proc, "Could not find 'experiment/bogus'; Available options in 'experiment': paper, small, tiny")
     assert not out.exists()

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     held = sys.stderr = HeldStderr(sys.stderr, lambda: app.task_started)
     try:
         module.main()
+    except BrokenPipeError:  # ``egg demo --help | head``: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except Exception as err:  # what escapes a command that is not a Hydra app (egg info) or Hydra itself
         from egg_cli.errors import user_error
 

@@ -1,7 +1,7 @@
 """``egg demo``: simulate, train two architectures, synthesize MEIs with every method, evaluate, report.
 
-egg demo                 # small preset, about 15 minutes on 2 CPU cores
-egg demo scale=paper     # the EGG paper's ensemble sizes and step counts
+egg demo                   # experiment=small, under 15 minutes on 2 CPU cores
+egg demo experiment=paper  # the EGG paper's ensemble sizes and step counts (configs/experiment/)
 """
 
 from __future__ import annotations
@@ -38,9 +38,6 @@ def _overrides(value: Any, key: str) -> list[str]:
 
 def plan_from_config(cfg: DictConfig) -> DemoPlan:
     """The demo plan of a resolved ``egg demo`` config."""
-    scale = str(cfg.scale)
-    if scale not in cfg.presets:
-        raise EggError(f"scale={scale!r} unknown; expected one of {', '.join(cfg.presets)}")
     methods = plain(cfg.methods)
     architectures = plain(cfg.architectures)
     if not isinstance(methods, dict) or not isinstance(architectures, dict):
@@ -72,7 +69,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     command_line = "egg demo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = write_report(result, plan, command_line.strip(), wall)
     summary = {
-        "scale": str(cfg.scale),
+        "experiment": str(cfg.preset),
         "report": report.name,
         "wall_seconds": time.perf_counter() - start,
         "stages": result.stages,
