@@ -82,8 +82,11 @@ def is_disk_full(err: BaseException) -> bool:
         if isinstance(node, OSError) and node.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         text = str(node)
-        # h5py reports the HDF5 error text; torch.save's stream writer only says the write failed
-        if "No space left on device" in text or "errno = 28" in text or "file write failed" in text:
+        # h5py reports the HDF5 error text; torch.save's writer only says that the write ("file write
+        # failed") or, when the failure comes at the stream's flush, the C++ stream ("iostream error") failed
+        if any(
+            s in text for s in ("No space left on device", "errno = 28", "file write failed", "basic_ios::clear: iostream error")
+        ):
             return True
         node = node.__cause__ or node.__context__
     return False
