@@ -111,3 +111,52 @@ def test_demo_report_quotes_the_evaluation_numbers(demo):
     for figure in ("evaluate/heatmap.png", "evaluate/scatter_ga_vs_egg.png", "evaluate/images_cnn_attention.png"):
         assert f"]({figure})" in report and (demo / figure).stat().st_size > 0
     assert "## Stages and their time" in report
+
+
+@pytest.mark.slow
+def test_demo_reconstructs_with_ga_stopped_at_eggs_fit_and_scores_menis_against_natural_images(demo):
+    from egg_cli.synthesis.results import read_synthesis
+
+    for arch in ("cnn_attention", "task_gaussian"):
+        egg = read_synthesis(demo / "reconstruct" / arch / "egg" / "synthesis.h5")
+        ga = read_synthesis(demo / "reconstruct" / arch / "ga" / "synthesis.h5")
+        assert set(ga.scores) == set(egg.scores) == {"generating", "heldout_0", "heldout_1", "ground_truth"}
+        stop = ga.extras["stop_step"]
+        reached = stop < 20
+        # an image that stopped fits the generating ensemble at least as well as EGG's image of the same target and seed
+        assert (ga.scores["generating"][reached] >= egg.scores["generating"][reached] - 1e-5).all()
+        assert (ga.scores["generating"][~reached] < egg.scores["generating"][~reached]).all()
+    rows = read(demo / "reconstruction.csv")
+    assert {(r["generator"], r["role"]) for r in rows} == {
+        (g, role)
+        for g in ("cnn_attention", "task_gaussian")
+        for role in ("generating ensemble", "same architecture (held-out)", "other architecture (held-out)", "ground truth")
+    }
+    assert all(int(r["images"]) == 2 and float(r["mse_egg"]) > 0 and float(r["mse_ga"]) > 0 for r in rows)
+    report = (demo / "report.md").read_text()
+    assert "## Population reconstructions at equal fit" in report and "## Most exciting natural images (MENIs)" in report
+    menis = [r for r in read(demo / "evaluate" / "per_neuron.csv") if r["method"] == "meni"]
+    assert len(menis) == 2 * 3 * 3  # generators x evaluators x neurons
+    assert "EGG MENIs are on par with the most exciting natural images" in report
+
+
+@pytest.mark.slow
+def test_rerunning_the_demo_into_its_folder_runs_only_unfinished_stages(demo):
+    def rerun():
+        env = {**os.environ, "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg"}
+        cmd = "import sys; from egg_cli.cli import main; main(sys.argv[1:])"
+        args = ["demo", "experiment=tiny", "progress=false", f"hydra.run.dir={demo}"]
+        proc = subprocess.run([sys.executable, "-c", cmd, *args], env=env, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return {s["folder"]: s["resumed"] for s in json.loads((demo / "summary.json").read_text())["stages"]}
+
+    first = json.loads((demo / "summary.json").read_text())["stages"]
+    resumed = rerun()
+    assert list(resumed) == [s["folder"] for s in first] and all(resumed.values())
+    (demo / "synth" / "cnn_attention" / "ga" / "stage.json").unlink()  # as if killed during that stage
+    resumed = rerun()
+    ran = {folder for folder, was_resumed in resumed.items() if not was_resumed}
+    # that GA run reruns, and the evaluation that reads it; every other stage had finished
+    assert ran == {"synth/cnn_attention/ga", "evaluate"}
+    n = len(resumed)
+    assert f"{n - 2} of {n} stages had finished in an earlier run" in (demo / "report.md").read_text()

@@ -28,6 +28,15 @@ def test_an_experiment_preset_sets_the_scale_and_single_settings_override_it():
     plan = plan_from_config(demo_config("experiment=paper", "members=6", "neurons=7"))
     assert (plan.members, plan.neurons, plan.generating, plan.seeds) == (6, 7, 3, [0, 1, 2])
     assert "method.steps=1000" in plan.methods["ga"]
+    assert {"method.steps=20", "method.ddim=true"} <= set(plan.methods["egg-ddim20"])
+    assert plan.menis == ["method=egg", "prior=default"] and len(plan.reconstruction_images) == 16
+    assert "method.steps=1000" in plan.reconstruction_ga
+
+
+def test_a_method_labelled_meni_is_refused_beside_the_meni_run():
+    plan = plan_from_config(demo_config("experiment=tiny", "+methods.meni=['method=ga']"))
+    with pytest.raises(EggError, match="methods.meni: the label is taken by the MENI run"):
+        plan.check()
 
 
 def test_plans_without_a_held_out_member_are_refused():
@@ -150,3 +159,12 @@ def test_transfer_rows_put_each_evaluator_under_its_role():
     assert row["other architecture (held-out)"] == "0.60 ± 0.05"
     assert row["ground truth"] == "0.50 ± 0.05"
     assert row["s / image"] == 4.0 and row["time vs ga"] == 1.0
+
+
+def test_a_claim_is_reproduced_reversed_or_not_by_holm_p_and_direction_and_untestable_below_six_pairs():
+    from egg_cli.workflows.report import verdict
+
+    assert verdict(0.01, 0.2, 48) == "reproduced"
+    assert verdict(0.01, -0.2, 48) == "reversed"
+    assert verdict(0.2, 0.5, 48).startswith("not reproduced")
+    assert verdict(0.01, 0.2, 5).startswith("not testable (n=5")

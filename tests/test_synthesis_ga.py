@@ -128,3 +128,27 @@ def test_bad_method_settings_raise():
         GradientAscent(optimizer="lbfgs")
     with pytest.raises(EggError, match="steps"):
         GradientAscent(steps=0)
+
+
+def test_match_stops_each_image_at_the_score_of_the_same_problem_and_seed_in_another_run(tmp_path):
+    from egg_cli.synthesis.objectives import ReconstructionObjective
+    from egg_cli.synthesis.results import write_synthesis
+
+    model = TinyCNN(n_neurons=6, size=16)
+    targets = torch.rand(3, 6, generator=torch.Generator().manual_seed(0)) * 2
+    objective = ReconstructionObjective(model, target_responses=targets)
+    short = synthesize(GradientAscent(steps=25), objective, seeds=[0, 4], device=CPU, batch_size=6, progress=False)
+    write_synthesis(tmp_path / "synthesis.h5", short)
+    matched = synthesize(
+        GradientAscent(steps=400, match=str(tmp_path)), objective, seeds=[0, 4], device=CPU, batch_size=6, progress=False
+    )
+    stop = matched.extras["stop_step"]
+    # the same trajectory as the 25-step run, so each image reaches that run's score by step 25 and stays there
+    assert stop.shape == (3, 2) and stop.max() <= 25
+    assert (matched.scores["generating"] >= short.scores["generating"] - 1e-5).all()
+    for p in range(3):  # a stopped image is kept: its score does not change after its stop step
+        for s in range(2):
+            after = matched.trace[p, s, int(stop[p, s]) :]
+            assert np.allclose(after, matched.scores["generating"][p, s], atol=1e-5)
+    with pytest.raises(EggError, match="no image for problem 0 and seed 9"):
+        synthesize(GradientAscent(steps=5, match=str(tmp_path)), objective, seeds=[9], device=CPU, progress=False)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from egg_cli.cli import stage_tasks
 from egg_cli.cli.app import command, run_dir
 from egg_cli.errors import EggError
-from egg_cli.io import write_json
+from egg_cli.io import write_csv, write_json
 from egg_cli.runtime import plain
 from egg_cli.workflows.demo import DemoPlan, run_demo
 from egg_cli.workflows.report import write_report
@@ -43,6 +43,12 @@ def plan_from_config(cfg: DictConfig) -> DemoPlan:
     if not isinstance(methods, dict) or not isinstance(architectures, dict):
         raise EggError("methods and architectures must map labels to lists of overrides")
     seeds = plain(cfg.seeds)
+    reconstruction = plain(cfg.reconstruction) or {}
+    if not isinstance(reconstruction, dict):
+        raise EggError(f"reconstruction={reconstruction!r} not understood; expected {{images: [0, 1], egg: [...], ga: [...]}}")
+    images = reconstruction.get("images") or []
+    if not isinstance(images, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in images):
+        raise EggError(f"reconstruction.images={images!r}: expected a list of test-image indices, e.g. [0,1,2,3]")
     return DemoPlan(
         simulate=_overrides(cfg.simulate, "simulate"),
         architectures={str(k): _overrides(v, f"architectures.{k}") for k, v in architectures.items()},
@@ -53,6 +59,10 @@ def plan_from_config(cfg: DictConfig) -> DemoPlan:
         methods={str(k): _overrides(v, f"methods.{k}") for k, v in methods.items()},
         evaluate=_overrides(cfg.evaluate, "evaluate"),
         optional_methods=[str(m) for m in plain(cfg.optional_methods) or []],
+        menis=_overrides(cfg.menis, "menis"),
+        reconstruction_images=images,
+        reconstruction_egg=_overrides(reconstruction.get("egg"), "reconstruction.egg"),
+        reconstruction_ga=_overrides(reconstruction.get("ga"), "reconstruction.ga"),
         seed=int(cfg.seed),
         device=str(cfg.device),
         progress=bool(cfg.progress),
@@ -67,6 +77,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result = run_demo(plan, out, stage_tasks(("simulate", "train", "synth", "evaluate")))
     wall = time.perf_counter() - start
     command_line = "egg demo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if result.reconstructions:
+        write_csv(out / "reconstruction.csv", result.reconstructions)
     report = write_report(result, plan, command_line.strip(), wall)
     summary = {
         "experiment": str(cfg.preset),
@@ -79,6 +91,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "mean_normalized_activation": result.evaluation.get("mean_normalized_activation", {}),
         "comparisons": result.evaluation.get("comparisons", []),
         "seconds_per_image": result.evaluation.get("seconds_per_image", {}),
+        "reconstructions": result.reconstructions,
         "status": "finished",
     }
     write_json(out / "summary.json", summary)

@@ -13,6 +13,12 @@ evaluation per step, exactly ``steps`` updates, and the reported score is that o
 image, evaluated once more after the last update (the flaws of mei in REFERENCES.md are not
 repeated).
 
+With ``match`` (a finished ``egg synth`` run of the same objective and seeds) each image stops at
+equal fit, as the EGG paper stops GA reconstructions at EGG's loss: once the generating-model
+score of the iterate reaches the score the image of the same problem and seed has in that run,
+the iterate is kept unchanged for the remaining steps (the loop ends when every image has
+stopped), and the step it stopped at is saved as ``extras/stop_step`` (``steps`` if never).
+
 Nothing couples the images of a batch: every image has its own generator (start and jitter),
 Adam's statistics are element-wise and gradients are normalized per image. The optional
 diversity term is the one deliberate exception: it penalizes the cosine similarity between
@@ -22,7 +28,9 @@ the images of the same problem (different seeds), so chunks then hold whole prob
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from egg_cli.errors import EggError
@@ -68,6 +76,15 @@ def seed_similarity(images: torch.Tensor, problem: torch.Tensor) -> torch.Tensor
     same = same - torch.eye(len(problem), dtype=cosine.dtype, device=cosine.device)
     count = same.sum(dim=1).clamp_min(1.0)
     return (cosine * same).sum(dim=1) / count
+
+
+def _match_table(path: str) -> tuple[np.ndarray, dict[int, int]]:
+    """Generating-model scores (problems x seeds) of a finished run, and each seed's column."""
+    from egg_cli.synthesis.results import GENERATING, read_synthesis
+
+    file = Path(path)
+    result = read_synthesis(file / "synthesis.h5" if file.is_dir() else file)
+    return np.asarray(result.scores[GENERATING], dtype=np.float64), {int(s): k for k, s in enumerate(result.seeds)}
 
 
 class _Pixels(torch.nn.Module):
@@ -125,6 +142,7 @@ class GradientAscent(SynthesisMethod):
         fourier_decay: float = 1.0,
         clip: bool = False,
         diversity: float = 0.0,
+        match: str | None = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise EggError(f"method.optimizer={optimizer!r} unknown; expected one of {OPTIMIZERS}")
@@ -148,6 +166,8 @@ class GradientAscent(SynthesisMethod):
         self.clip = bool(clip)
         self.diversity = float(diversity)
         self.couples_seeds = self.diversity > 0
+        self.match = None if match in (None, "") else str(match)
+        self._match_scores, self._match_seeds = _match_table(self.match) if self.match else (None, {})
 
     @property
     def steps(self) -> int:
@@ -171,6 +191,7 @@ class GradientAscent(SynthesisMethod):
             "fourier_decay",
             "clip",
             "diversity",
+            "match",
         )
         return MethodInfo(self.name, {"steps": self.n_steps, **{k: getattr(self, k) for k in keys}})
 
@@ -198,6 +219,8 @@ class GradientAscent(SynthesisMethod):
     ) -> MethodOutput:
         start, generators = seeded_normal(adapter.source_shape, seeds)
         start = self._constrain(start.to(device), adapter)
+        targets = self._targets(problem, seeds, device)
+        stopped = torch.full((len(seeds),), self.n_steps, dtype=torch.long, device=device)
         problem = problem.to(device)
         image_param = _Fourier(start, self.fourier_decay) if self.fourier else _Pixels(start)
         optimizer = self._optimizer(list(image_param.parameters()))
@@ -211,6 +234,15 @@ class GradientAscent(SynthesisMethod):
             image = image_param()
             pixels = image.detach().requires_grad_(True)
             score = objective(view(jitter_images(pixels, generators, self.jitter)), problem)
+            trace[:, step] = score.detach().float()
+            if targets is not None:
+                reached = (score.detach() >= targets) & (stopped == self.n_steps)
+                stopped[reached] = step
+                frozen = (stopped < self.n_steps).view(-1, 1, 1, 1)
+                if bool(frozen.all()):
+                    trace[:, step:] = trace[:, step : step + 1]
+                    break
+                kept = pixels.detach().clone()  # the pixel parameter shares storage with ``pixels``
             loss = -score.sum()
             if self.diversity > 0:
                 loss = loss + self.diversity * seed_similarity(pixels, problem).sum()
@@ -223,14 +255,32 @@ class GradientAscent(SynthesisMethod):
             image.backward(grad)
             optimizer.step()
             with torch.no_grad():
-                image_param.set_image(self._constrain(image_param(), adapter))
-            trace[:, step] = score.detach().float()
+                stepped = self._constrain(image_param(), adapter)
+                if targets is not None:  # images at equal fit keep the iterate that reached it
+                    stepped = torch.where(frozen, kept, stepped)
+                image_param.set_image(stepped)
             if on_step is not None:
                 on_step(step + 1)
         with torch.no_grad():
             final = view(image_param())  # the constrained iterate (clipping may leave it below the norm)
             scores = objective(final, problem)
-        return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace.cpu())
+        extras = {} if targets is None else {"stop_step": stopped.cpu()}
+        return MethodOutput(images=final.detach(), scores=scores.detach(), trace=trace.cpu(), extras=extras)
+
+    def _targets(self, problem: torch.Tensor, seeds: Sequence[int], device: torch.device) -> torch.Tensor | None:
+        """Per image, the ``match`` run's generating score of the same problem and seed (None without ``match``)."""
+        if self._match_scores is None:
+            return None
+        n_problems = self._match_scores.shape[0]
+        values = []
+        for p, seed in zip(problem.tolist(), seeds):
+            if int(seed) not in self._match_seeds or not 0 <= int(p) < n_problems:
+                raise EggError(
+                    f"method.match={self.match} has no image for problem {p} and seed {seed} (it holds {n_problems} "
+                    f"problems, seeds {sorted(self._match_seeds)}); expected a run of the same objective and seeds"
+                )
+            values.append(float(self._match_scores[int(p), self._match_seeds[int(seed)]]))
+        return torch.tensor(values, dtype=torch.float32, device=device)
 
     def probe(self, objective: Objective, adapter: ImageAdapter, device: torch.device, batch: int = 1) -> None:
         image = torch.randn(batch, *adapter.source_shape, device=device, requires_grad=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from egg_cli.io import atomic_path
 from egg_cli.markdown import format_value, markdown_table
-from egg_cli.workflows.demo import GROUND_TRUTH, DemoPlan, DemoResult
+from egg_cli.workflows.demo import GROUND_TRUTH, MENI, DemoPlan, DemoResult
 
 ALPHA = 0.05
 ROLES = ("same architecture (held-out)", "other architecture (held-out)", "ground truth")
+PAPER_SPEEDUP = 4.7  # EGG (100 steps) vs GA (1000 steps) compute in the EGG paper
 
 
 def read_csv_rows(path: Path) -> list[dict[str, Any]]:
@@ -110,6 +112,9 @@ def write_report(
         "\n".join(answer_lines(comparisons, compute, reference, focus)) + "\n",
         "### Transfer table (mean ± s.e.m. over neurons)\n",
         markdown_table(transfer_rows(table, compute, reference)),
+        _claims_section(comparisons, compute, table, ev / "per_neuron.csv", result.reconstructions, reference),
+        _meni_section(table, result),
+        _reconstruction_section(result),
         _setup_section(result, plan),
         "## All tables of `egg evaluate`\n",
         (ev / "table.md").read_text(),
@@ -123,6 +128,180 @@ def write_report(
     with atomic_path(target) as tmp:
         tmp.write_text("\n".join(sections))
     return target
+
+
+MIN_PAIRS = 6  # the two-sided Wilcoxon signed-rank test cannot reach p < 0.05 with fewer pairs (2 / 2**n)
+
+
+def verdict(p: float, difference: float, n: int) -> str:
+    """Reproduced (significantly in the claimed direction), reversed (significantly against) or not reproduced."""
+    if n < MIN_PAIRS:
+        return f"not testable (n={n}: the Wilcoxon test needs at least {MIN_PAIRS} pairs to reach p < {ALPHA})"
+    if not _finite(p):
+        return "not testable"
+    if p >= ALPHA:
+        return "not reproduced (no significant difference)"
+    return "reproduced" if difference > 0 else "reversed"
+
+
+def meni_tests(per_neuron_csv: Path, table: Sequence[dict]) -> list[dict]:
+    """Per (generator, evaluator): MENI / best natural image, median over neurons, and Wilcoxon of the ratio vs 1."""
+    from scipy import stats
+
+    rows = [r for r in read_csv_rows(per_neuron_csv) if r["method"] == MENI] if per_neuron_csv.is_file() else []
+    out = []
+    for gen in _ordered(r["generator"] for r in rows):
+        for evaluator in _ordered(r["evaluator"] for r in rows if r["generator"] == gen):
+            values = [r["normalized"] for r in rows if r["generator"] == gen and r["evaluator"] == evaluator]
+            values = [v for v in values if _finite(v)]
+            diff = [v - 1.0 for v in values]
+            p = float(stats.wilcoxon(diff).pvalue) if len(values) > 1 and any(diff) else float("nan")
+            above = next(
+                (
+                    t["fraction_above_natural"]
+                    for t in table
+                    if (t["generator"], t["evaluator"], t["method"]) == (gen, evaluator, MENI)
+                ),
+                float("nan"),
+            )
+            out.append(
+                {
+                    "generator": gen,
+                    "evaluator": evaluator,
+                    "role": evaluator_role(gen, evaluator),
+                    "neurons": len(values),
+                    "MENI / best natural (median)": float(statistics.median(values)) if values else float("nan"),
+                    "fraction above natural": above,
+                    "Wilcoxon p (vs 1)": p,
+                }
+            )
+    return out
+
+
+def _claims_section(
+    comparisons: Sequence[dict],
+    compute: Sequence[dict],
+    table: Sequence[dict],
+    per_neuron_csv: Path,
+    reconstructions: Sequence[dict],
+    reference: str,
+) -> str:
+    """The EGG paper's claims, one line each with the statistic that decides it."""
+    lines = ["### The EGG paper's claims, tested here\n"]
+    egg_methods = _ordered(
+        c["method_b"]
+        for c in comparisons
+        if c["method_a"] == reference and str(c["method_b"]).startswith("egg") and "spectral" not in str(c["method_b"])
+    )
+    for c in comparisons:
+        if c["method_a"] != reference or c["method_b"] not in egg_methods:
+            continue
+        role = evaluator_role(c["generator"], c["evaluator"])
+        p, diff, n = c.get("p_holm", float("nan")), c["mean_b"] - c["mean_a"], int(c["n"])
+        if role == ROLES[1]:
+            claim = f"{c['method_b']} MEIs transfer to the other architecture better than {reference}"
+            outcome = verdict(p, diff, n)
+        elif role == ROLES[0]:
+            claim = f"{c['method_b']} keeps the within-architecture activation of {reference}"
+            if n < MIN_PAIRS or not _finite(p):
+                outcome = verdict(p, diff, n)
+            else:
+                outcome = (
+                    "not reproduced (significantly lower)" if p < ALPHA and diff < 0 else "reproduced (not significantly lower)"
+                )
+        else:
+            claim = f"{c['method_b']} MEIs drive the ground-truth neurons more than {reference} (egg's own test)"
+            outcome = verdict(p, diff, n)
+        lines.append(
+            f"- {claim} — generated on {c['generator']}: {c['mean_b']:.2f} vs {c['mean_a']:.2f}, "
+            f"n={n}, Holm p={format_value(p)}: **{outcome}**."
+        )
+    for gen in _ordered(c["generator"] for c in compute):
+        ref = next((c for c in compute if c["generator"] == gen and c["method"] == reference), None)
+        for method in egg_methods:
+            own = next((c for c in compute if c["generator"] == gen and c["method"] == method), None)
+            if not (ref and own and _finite(ref["seconds_per_image"]) and _finite(own["seconds_per_image"])):
+                continue
+            speedup = ref["seconds_per_image"] / own["seconds_per_image"]
+            outcome = "reproduced" if speedup >= PAPER_SPEEDUP else ("cheaper, less than claimed" if speedup > 1 else "reversed")
+            lines.append(
+                f"- {method} is {PAPER_SPEEDUP}x cheaper than {reference} ({_work(own)} vs {_work(ref)}) — on {gen}: "
+                f"{speedup:.1f}x: **{outcome}**."
+            )
+    for row in meni_tests(per_neuron_csv, table):
+        median, p, n = row["MENI / best natural (median)"], row["Wilcoxon p (vs 1)"], row["neurons"]
+        if n < MIN_PAIRS or not _finite(p):
+            outcome = verdict(p, median - 1.0, n)
+        elif p >= ALPHA:
+            outcome = "reproduced (not significantly different from the best natural image)"
+        else:
+            outcome = "exceeded (above the best natural image)" if median > 1 else "not reproduced (below the best natural image)"
+        lines.append(
+            f"- EGG MENIs are on par with the most exciting natural images — generated on {row['generator']}, scored by "
+            f"{row['evaluator']}: median ratio {median:.2f}, Wilcoxon p={format_value(p)} (n={n}): **{outcome}**."
+        )
+    for r in reconstructions:
+        if r["role"] not in (ROLES[1], ROLES[2]):
+            continue
+        outcome = verdict(r["p_holm"], r["mse_ga"] - r["mse_egg"], int(r["images"]))
+        lines.append(
+            f"- EGG reconstructions transfer better than GA's at equal fit — generated on {r['generator']}, scored by "
+            f"{r['evaluator']}: MSE {r['mse_egg']:.3g} vs {r['mse_ga']:.3g}, n={int(r['images'])} images, "
+            f"Holm p={format_value(r['p_holm'])}: **{outcome}**."
+        )
+    return "\n".join(lines) + "\n" if len(lines) > 1 else ""
+
+
+def _meni_section(table: Sequence[dict], result: DemoResult) -> str:
+    rows = meni_tests(result.evaluation_dir / "per_neuron.csv", table)
+    if not rows:
+        return ""
+    grids = [f"![MENIs on {arch}](synth/{arch}/{MENI}/grid_egg.png)\n" for arch, m in result.runs if m == MENI]
+    return (
+        "## Most exciting natural images (MENIs)\n\n"
+        "EGG at a small energy scale (`objective=meni`) for the same neurons; each evaluator's response to the MENI over its "
+        "response to its best natural image of the dataset at the same contrast (1 = on par), tested against 1 with the "
+        "Wilcoxon signed-rank test over neurons. The grids show each neuron's MENIs beside its top natural images.\n\n"
+        + markdown_table(rows)
+        + "\n"
+        + "".join(grids)
+    )
+
+
+def _reconstruction_section(result: DemoResult) -> str:
+    rows = result.reconstructions
+    if not rows:
+        return ""
+    columns = [
+        "generator",
+        "evaluator",
+        "role",
+        "images",
+        "mse_egg",
+        "mse_ga",
+        "mse_ratio_egg_over_ga",
+        "fraction_egg_lower",
+        "p_value",
+        "p_holm",
+        "ga_steps_to_match",
+        "seconds_per_image_egg",
+        "seconds_per_image_ga",
+    ]
+    grids = [
+        f"![EGG reconstructions on {g}](reconstruct/{g}/egg/grid_egg.png) ![GA reconstructions on {g}](reconstruct/{g}/ga/grid_ga.png)\n"
+        for g in _ordered(r["generator"] for r in rows)
+    ]
+    return (
+        "## Population reconstructions at equal fit\n\n"
+        "EGG and GA reconstruct test images from the generating ensemble's predicted population response; GA stops per "
+        "image once it reaches EGG's fit in the generating ensemble (`method.match`). MSE between a scorer's responses to "
+        "the reconstruction and to the target (lower is better; best seed per image); ratio = median MSE_EGG / MSE_GA "
+        "with its bootstrap interval, Wilcoxon signed-rank over images, Holm over every row but the generating ensemble's. "
+        "Also in `reconstruction.csv`.\n\n"
+        + markdown_table([{c: r.get(c, float("nan")) for c in columns} for r in rows])
+        + "\n"
+        + "".join(grids)
+    )
 
 
 def _setup_section(result: DemoResult, plan: DemoPlan) -> str:
@@ -187,9 +366,11 @@ def _stage_section(result: DemoResult) -> str:
             "folder": s["folder"],
             "wall seconds": s["seconds"],
             "CPU seconds": s.get("cpu_seconds", float("nan")),
+            "run": "earlier run" if s.get("resumed") else "this run",
         }
         for s in result.stages
     ]
+    resumed = sum(bool(s.get("resumed")) for s in result.stages)
     total = sum(s["seconds"] for s in result.stages)
     cpu = sum(s.get("cpu_seconds", 0.0) for s in result.stages)
     by_kind: dict[str, float] = {}
@@ -206,6 +387,11 @@ def _stage_section(result: DemoResult) -> str:
             else ""
         )
         + ".\n\n"
+        + (
+            f"{resumed} of {len(rows)} stages had finished in an earlier run into this folder (their time is from then).\n\n"
+            if resumed
+            else ""
+        )
         + markdown_table(rows, digits=1)
     )
 
