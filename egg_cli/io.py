@@ -155,3 +155,34 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
+
+
+STATE_DICT_CONTAINERS = ("state_dict", "model", "model_state_dict")  # keys training scripts save a state dict under
+
+
+def read_state_dict(path: str | os.PathLike, key: str, expected: str) -> dict[str, Any]:
+    """The state dict (name -> tensor) in a local file: ``torch.save`` output (.pt/.pth) or .safetensors.
+
+    A dict stored under one of :data:`STATE_DICT_CONTAINERS` is unwrapped. ``key`` is the setting
+    that named the file and ``expected`` what it should hold, both for the one-line errors.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise EggError(f"{key}={path} does not exist; expected {expected}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated, foreign or pickled-object file
+        raise EggError(f"{key}={path} cannot be read as a state dict ({type(err).__name__}); expected {expected}") from err
+    for name in STATE_DICT_CONTAINERS:
+        if isinstance(state, dict) and isinstance(state.get(name), dict):
+            state = state[name]
+    if not isinstance(state, dict):
+        raise EggError(f"{key}={path} holds a {type(state).__name__}; expected {expected}")
+    return state

@@ -176,3 +176,26 @@ def test_an_unknown_demo_experiment_is_one_line_naming_the_available_ones(tmp_pa
     proc = egg("demo", "experiment=bogus", f"hydra.run.dir={out}")
     assert_one_error(proc, "Could not find 'experiment/bogus'; Available options in 'experiment': paper, small, tiny")
     assert not out.exists()
+
+
+def test_state_dicts_are_read_from_torch_and_safetensors_files_and_bad_files_are_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    from egg_cli.io import read_state_dict
+
+    weights = {"conv.weight": torch.arange(6.0).view(2, 3)}
+    torch.save({"model": weights, "epoch": 3}, tmp_path / "wrapped.pt")
+    save_file(weights, str(tmp_path / "plain.safetensors"))
+    for name in ("wrapped.pt", "plain.safetensors"):
+        state = read_state_dict(tmp_path / name, "model.weights", "a state dict")
+        assert list(state) == ["conv.weight"] and torch.equal(state["conv.weight"], weights["conv.weight"])
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "wrapped.pt").read_bytes()[:100])
+    torch.save([1, 2], tmp_path / "list.pt")
+    cases = {
+        "cut.pt": "model.weights=.*cut.pt cannot be read as a state dict .*; expected a state dict",
+        "list.pt": "model.weights=.*list.pt holds a list; expected a state dict",
+        "absent.pt": "model.weights=.*absent.pt does not exist; expected a state dict",
+    }
+    for name, message in cases.items():
+        with pytest.raises(EggError, match=message):
+            read_state_dict(tmp_path / name, "model.weights", "a state dict")

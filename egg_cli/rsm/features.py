@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from egg_cli.errors import EggError
+from egg_cli.io import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +90,7 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     Keys of auxiliary heads the network was built without (e.g. GoogLeNet's ``aux1``) are skipped;
     any missing parameter is an error.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise EggError(f"model.weights={path} does not exist; expected a local state-dict file (.pt/.pth)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise EggError(
-            f"model.weights={path} cannot be read as a torch state dict ({type(err).__name__}); expected a file written by torch.save"
-        ) from err
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise EggError(f"model.weights={path} holds a {type(state).__name__}; expected a state dict")
+    state = read_state_dict(path, "model.weights", "a local state dict of the network (.pt/.pth/.safetensors)")
     result = net.load_state_dict(state, strict=False)
     if result.missing_keys:
         raise EggError(

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from egg_cli.errors import EggError, require
+from egg_cli.io import read_state_dict
 from egg_cli.models.state import load_state_strict
 
 log = logging.getLogger(__name__)
@@ -27,24 +28,7 @@ SHIPPED = "shipped"
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a local file, unwrapping common containers and key prefixes."""
-    if not path.is_file():
-        raise EggError(f"model.core.weights={path} does not exist; expected a local .pt/.pth/.safetensors file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unreadable file
-        raise EggError(
-            f"model.core.weights={path} could not be read ({type(err).__name__}); expected a torch state dict"
-        ) from err
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise EggError(f"model.core.weights={path} holds a {type(state).__name__}; expected a state dict")
+    state = read_state_dict(path, "model.core.weights", "a local state dict of the backbone (.pt/.pth/.safetensors)")
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from egg_cli.errors import EggError
+from egg_cli.io import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -201,18 +202,7 @@ def load_deepsim_weights(weights: str | os.PathLike) -> DeePSiMFc6:
     from egg_cli.models.state import state_incompatibilities
 
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise EggError(f"generator.weights={path} does not exist; expected a PyTorch state dict of the DeePSiM fc6 generator")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise EggError(
-            f"generator.weights={path} could not be read as a PyTorch state dict ({type(err).__name__}); expected a file written by torch.save"
-        ) from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise EggError(f"generator.weights={path} holds a {type(state).__name__}; expected a state dict (name -> tensor)")
+    state = read_state_dict(path, "generator.weights", "a state dict of the DeePSiM fc6 generator (.pt/.pth/.safetensors)")
     with torch.device("meta"):
         module = DeePSiMFc6()
     problems = state_incompatibilities(module, state)
