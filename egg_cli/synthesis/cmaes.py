@@ -7,50 +7,54 @@ search loop, curves and resume are :class:`~egg_cli.synthesis.blackbox.gradient_
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
 from egg_cli.errors import EggError
 from egg_cli.synthesis.blackbox.base import CodeOptimizer
-from egg_cli.synthesis.blackbox.cma_optimizers import CMAOptimizer, SphereCMA, check_cma_settings
+from egg_cli.synthesis.blackbox.cma_optimizers import CMAOptimizer, CMASettings, SphereCMA
 from egg_cli.synthesis.blackbox.generators import CodeGenerator
 from egg_cli.synthesis.blackbox.gradient_free import GradientFreeMethod
 
 
 class CMAES(GradientFreeMethod):
-    """CMA-ES over generator codes (``method=cmaes``; ``variant=sphere`` for the sphere-constrained one)."""
+    """CMA-ES over generator codes (``method=cmaes``; ``variant=sphere`` for the sphere-constrained one).
+
+    ``settings`` holds the :class:`CMASettings` fields (population_size, sigma0, covariance,
+    full_covariance_max_dim) and the search loop's (:class:`GradientFreeMethod`); the sphere
+    variant uses population_size with ``sphere_radius`` (null: the generator's code norm) and
+    the angle schedule.
+    """
 
     name = "cmaes"
 
     def __init__(
         self,
         budget: int = 3000,
-        population_size: int = 40,
-        sigma0: float = 3.0,
         variant: str = "standard",
-        covariance: str = "auto",
-        full_covariance_max_dim: int = 1024,
         sphere_radius: float | None = None,
         angle_start: float = 50.0,
         angle_end: float = 7.3,
-        **common: Any,
+        **settings: Any,
     ) -> None:
-        check_cma_settings(population_size, sigma0, covariance)
+        names = {f.name for f in fields(CMASettings)}
+        self.cma = CMASettings(**{k: settings.pop(k) for k in list(settings) if k in names})
         if variant not in ("standard", "sphere"):
             raise EggError(f"method.variant={variant!r} unknown; expected standard or sphere")
         if sphere_radius is not None and not sphere_radius > 0:
             raise EggError(f"method.sphere_radius={sphere_radius} must be positive or null (the generator's code norm)")
-        self.population_size = int(population_size)
-        self.sigma0 = float(sigma0)
         self.variant = variant
-        self.covariance = covariance
-        self.full_covariance_max_dim = int(full_covariance_max_dim)
         self.sphere_radius = None if sphere_radius is None else float(sphere_radius)
         self.angle_start = float(angle_start)
         self.angle_end = float(angle_end)
         self.scheduled = variant == "sphere"
-        super().__init__(budget=budget, **common)
+        super().__init__(budget=budget, **settings)
+
+    @property
+    def population_size(self) -> int:
+        return int(self.cma.population_size)
 
     def optimizer_settings(self) -> dict[str, Any]:
         if self.variant == "sphere":
@@ -61,13 +65,7 @@ class CMAES(GradientFreeMethod):
                 "angle_start": self.angle_start,
                 "angle_end": self.angle_end,
             }
-        return {
-            "variant": "standard",
-            "population_size": self.population_size,
-            "sigma0": self.sigma0,
-            "covariance": self.covariance,
-            "full_covariance_max_dim": self.full_covariance_max_dim,
-        }
+        return {"variant": "standard", **asdict(self.cma)}
 
     def make_optimizer(self, rng: np.random.Generator, generator: CodeGenerator) -> CodeOptimizer:
         if self.variant == "sphere":
@@ -75,6 +73,4 @@ class CMAES(GradientFreeMethod):
             return SphereCMA(
                 generator.code_dim, rng, self.generations, self.population_size, radius, self.angle_start, self.angle_end
             )
-        return CMAOptimizer(
-            generator.code_dim, rng, self.population_size, self.sigma0, self.covariance, self.full_covariance_max_dim
-        )
+        return CMAOptimizer(generator.code_dim, rng, **asdict(self.cma))

@@ -171,7 +171,12 @@ def _train_members(stage: _Stages, dataset: Path) -> tuple[dict[str, list[Path]]
             folder = stage.out / "train" / arch / f"member_{k}"
             res = stage(
                 "train",
-                [f"dataset_path={override_value(str(dataset))}", *arch_overrides, *plan.train],
+                [
+                    f"dataset_path={override_value(str(dataset))}",
+                    f"progress={override_value(plan.progress)}",
+                    *arch_overrides,
+                    *plan.train,
+                ],
                 folder,
                 f"train {arch} member {k}",
                 seed=plan.seed + k,

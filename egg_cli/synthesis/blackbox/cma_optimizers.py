@@ -21,6 +21,7 @@ log-rank weighted sum of the best half's tangent steps. It adapts no covariance.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,26 +54,38 @@ def _rank_last(scores: np.ndarray) -> np.ndarray:
     return np.where(ok, scores, low - max(1.0, high - low))
 
 
+@dataclass(frozen=True)
+class CMASettings:
+    """Settings of :class:`CMAOptimizer` (Wang & Ponce 2022: population 40, sigma0 2-3); bad values raise EggError."""
+
+    population_size: int = 40
+    sigma0: float = 3.0
+    covariance: str = "auto"  # auto: full up to full_covariance_max_dim dimensions, diagonal above
+    full_covariance_max_dim: int = 1024
+
+    def __post_init__(self) -> None:
+        if int(self.population_size) < 2:
+            raise EggError(f"method.population_size={self.population_size} must be at least 2 (Wang & Ponce: 40)")
+        if not self.sigma0 > 0:
+            raise EggError(f"method.sigma0={self.sigma0} must be positive (Wang & Ponce: 2-3)")
+        if self.covariance not in COVARIANCES:
+            raise EggError(f"method.covariance={self.covariance!r} unknown; expected one of {COVARIANCES}")
+
+
 class CMAOptimizer(CodeOptimizer):
-    """CMA-ES from the ``cma`` package for one (problem, seed) element (maximizes scores)."""
+    """CMA-ES from the ``cma`` package for one (problem, seed) element (maximizes scores);
+    ``settings`` are :class:`CMASettings` fields."""
 
     name = "cmaes"
 
-    def __init__(
-        self,
-        dim: int,
-        rng: np.random.Generator,
-        population_size: int = 40,
-        sigma0: float = 3.0,
-        covariance: str = "auto",
-        full_covariance_max_dim: int = 1024,
-    ) -> None:
+    def __init__(self, dim: int, rng: np.random.Generator, **settings: Any) -> None:
+        settings_ = CMASettings(**settings)
         cma = optional_import("cma", "cmaes", "method=cmaes")
-        check_cma_settings(population_size, sigma0, covariance)
         self.dim = int(dim)
-        self.population_size = int(population_size)
-        self.sigma0 = float(sigma0)
-        diagonal = covariance == "diagonal" or (covariance == "auto" and self.dim > int(full_covariance_max_dim))
+        self.population_size = int(settings_.population_size)
+        self.sigma0 = float(settings_.sigma0)
+        covariance = settings_.covariance
+        diagonal = covariance == "diagonal" or (covariance == "auto" and self.dim > int(settings_.full_covariance_max_dim))
         self.covariance = "diagonal" if diagonal else "full"
         options: dict[str, Any] = {
             "popsize": self.population_size,
@@ -192,13 +205,3 @@ class SphereCMA(CodeOptimizer):
     def recommendation(self) -> np.ndarray:
         """The mean direction on the sphere, at the sphere's radius."""
         return self.radius * self.mean.copy()
-
-
-def check_cma_settings(population_size: int, sigma0: float, covariance: str) -> None:
-    """Raise EggError naming the first CMA-ES setting out of range."""
-    if int(population_size) < 2:
-        raise EggError(f"method.population_size={population_size} must be at least 2 (Wang & Ponce: 40)")
-    if not sigma0 > 0:
-        raise EggError(f"method.sigma0={sigma0} must be positive (Wang & Ponce: 2-3)")
-    if covariance not in COVARIANCES:
-        raise EggError(f"method.covariance={covariance!r} unknown; expected one of {COVARIANCES}")

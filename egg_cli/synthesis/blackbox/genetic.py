@@ -12,6 +12,8 @@ mutated with probability ``mutation_rate`` by Gaussian noise of standard deviati
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,34 +40,45 @@ def xdream_fitness(scores: np.ndarray, selectivity: float, clip_percentile: floa
     return fitness / fitness.sum()
 
 
+@dataclass(frozen=True)
+class GeneticSettings:
+    """XDream's settings (defaults of Xiao & Kreiman 2020); out-of-range values raise EggError."""
+
+    population_size: int = 20
+    selectivity: float = 2.0
+    heritability: float = 0.5
+    mutation_rate: float = 0.5
+    mutation_size: float = 0.5
+    n_elites: int = 2
+    clip_percentile: float | None = 95.0
+
+    def __post_init__(self) -> None:
+        if int(self.population_size) < 2:
+            raise EggError(f"method.population_size={self.population_size} must be at least 2")
+        if not self.selectivity > 0:
+            raise EggError(f"method.selectivity={self.selectivity} must be positive (XDream: 2)")
+        if not 0.0 <= self.heritability <= 1.0:
+            raise EggError(f"method.heritability={self.heritability} must be in [0, 1] (XDream: 0.5)")
+        if not 0.0 <= self.mutation_rate <= 1.0:
+            raise EggError(f"method.mutation_rate={self.mutation_rate} must be in [0, 1] (XDream: 0.5)")
+        if self.mutation_size < 0:
+            raise EggError(f"method.mutation_size={self.mutation_size} must be non-negative (XDream: 0.5)")
+        if not 0 <= int(self.n_elites) < int(self.population_size):
+            raise EggError(f"method.n_elites={self.n_elites} must be in [0, population_size={self.population_size})")
+        if self.clip_percentile is not None and not 0.0 < self.clip_percentile <= 100.0:
+            raise EggError(f"method.clip_percentile={self.clip_percentile} must be in (0, 100] or null (XDream: 95)")
+
+
 class GeneticOptimizer(CodeOptimizer):
-    """XDream's genetic algorithm for one (problem, seed) element."""
+    """XDream's genetic algorithm for one (problem, seed) element; ``settings`` are :class:`GeneticSettings` fields."""
 
     name = "xdream"
 
-    def __init__(
-        self,
-        dim: int,
-        rng: np.random.Generator,
-        population_size: int = 20,
-        selectivity: float = 2.0,
-        heritability: float = 0.5,
-        mutation_rate: float = 0.5,
-        mutation_size: float = 0.5,
-        n_elites: int = 2,
-        clip_percentile: float | None = 95.0,
-        init_std: float = 1.0,
-    ) -> None:
-        check_settings(population_size, selectivity, heritability, mutation_rate, mutation_size, n_elites, clip_percentile)
+    def __init__(self, dim: int, rng: np.random.Generator, init_std: float = 1.0, **settings: Any) -> None:
+        self.settings = GeneticSettings(**settings)
         self.dim = int(dim)
         self.rng = rng
-        self.population_size = int(population_size)
-        self.selectivity = float(selectivity)
-        self.heritability = float(heritability)
-        self.mutation_rate = float(mutation_rate)
-        self.mutation_size = float(mutation_size)
-        self.n_elites = int(n_elites)
-        self.clip_percentile = None if clip_percentile is None else float(clip_percentile)
+        self.population_size = int(self.settings.population_size)
         self.population = rng.normal(0.0, float(init_std), size=(self.population_size, self.dim))
         self._best = self.population[0].copy()
 
@@ -83,43 +96,17 @@ class GeneticOptimizer(CodeOptimizer):
             return
         ranked = np.argsort(-np.where(ok, scores, -np.inf), kind="stable")
         self._best = codes[ranked[0]].copy()
-        n_elites = min(self.n_elites, int(ok.sum()))
+        n_elites = min(int(self.settings.n_elites), int(ok.sum()))
         elites = codes[ranked[:n_elites]]
-        fitness = xdream_fitness(scores, self.selectivity, self.clip_percentile)
+        fitness = xdream_fitness(scores, self.settings.selectivity, self.settings.clip_percentile)
         n_children = self.population_size - n_elites
         parents = self.rng.choice(len(codes), size=(n_children, 2), replace=True, p=fitness)
-        from_first = self.rng.random((n_children, self.dim)) < self.heritability
+        from_first = self.rng.random((n_children, self.dim)) < self.settings.heritability
         children = np.where(from_first, codes[parents[:, 0]], codes[parents[:, 1]])
-        mutate = self.rng.random((n_children, self.dim)) < self.mutation_rate
-        children = children + mutate * self.rng.normal(0.0, self.mutation_size, size=children.shape)
+        mutate = self.rng.random((n_children, self.dim)) < self.settings.mutation_rate
+        children = children + mutate * self.rng.normal(0.0, self.settings.mutation_size, size=children.shape)
         self.population = np.concatenate([elites, children])
 
     def recommendation(self) -> np.ndarray:
         """The best-scored code of the last generation (an elite of the next one)."""
         return self._best.copy()
-
-
-def check_settings(
-    population_size: int,
-    selectivity: float,
-    heritability: float,
-    mutation_rate: float,
-    mutation_size: float,
-    n_elites: int,
-    clip_percentile: float | None,
-) -> None:
-    """Raise EggError naming the first XDream setting out of range."""
-    if int(population_size) < 2:
-        raise EggError(f"method.population_size={population_size} must be at least 2")
-    if not selectivity > 0:
-        raise EggError(f"method.selectivity={selectivity} must be positive (XDream: 2)")
-    if not 0.0 <= heritability <= 1.0:
-        raise EggError(f"method.heritability={heritability} must be in [0, 1] (XDream: 0.5)")
-    if not 0.0 <= mutation_rate <= 1.0:
-        raise EggError(f"method.mutation_rate={mutation_rate} must be in [0, 1] (XDream: 0.5)")
-    if mutation_size < 0:
-        raise EggError(f"method.mutation_size={mutation_size} must be non-negative (XDream: 0.5)")
-    if not 0 <= int(n_elites) < int(population_size):
-        raise EggError(f"method.n_elites={n_elites} must be in [0, population_size={population_size})")
-    if clip_percentile is not None and not 0.0 < clip_percentile <= 100.0:
-        raise EggError(f"method.clip_percentile={clip_percentile} must be in (0, 100] or null (XDream: 95)")
