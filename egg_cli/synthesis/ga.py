@@ -83,7 +83,10 @@ def _match_table(path: str) -> tuple[np.ndarray, dict[int, int]]:
     from egg_cli.synthesis.results import GENERATING, read_synthesis
 
     file = Path(path)
-    result = read_synthesis(file / "synthesis.h5" if file.is_dir() else file)
+    file = file / "synthesis.h5" if file.is_dir() else file
+    if not file.is_file():
+        raise EggError(f"method.match={path}: no such synthesis.h5; expected a finished egg synth run folder or its synthesis.h5")
+    result = read_synthesis(file)
     return np.asarray(result.scores[GENERATING], dtype=np.float64), {int(s): k for k, s in enumerate(result.seeds)}
 
 
