@@ -207,7 +207,9 @@ def _claims_section(
                 outcome = verdict(p, diff, n)
             else:
                 outcome = (
-                    "not reproduced (significantly lower)" if p < ALPHA and diff < 0 else "reproduced (not significantly lower)"
+                    "reproduced (not significantly lower)"
+                    if p >= ALPHA
+                    else ("reproduced (significantly higher)" if diff > 0 else "not reproduced (significantly lower)")
                 )
         else:
             claim = f"{c['method_b']} MEIs drive the ground-truth neurons more than {reference} (egg's own test)"
