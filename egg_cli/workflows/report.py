@@ -98,10 +98,17 @@ def write_report(
     reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
     focus = "egg" if "egg" in plan.methods else next(m for m in plan.methods if m != reference)
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()
+    resumed = [s for s in result.stages if s.get("resumed")]
+    timing = f"finished in **{wall_seconds / 60:.1f} min** of wall time"
+    if resumed:
+        total = sum(s["seconds"] for s in result.stages)
+        timing += (
+            f"; {len(resumed)} of {len(result.stages)} stages had finished in an earlier run, "
+            f"all stages together took **{total / 60:.1f} min**"
+        )
     sections = [
         "# egg demo report\n",
-        f"`{command_line}` — finished in **{wall_seconds / 60:.1f} min** of wall time "
-        f"(device {result.evaluation.get('device', plan.device)}).\n",
+        f"`{command_line}` — {timing} (device {result.evaluation.get('device', plan.device)}).\n",
         "## Question\n",
         f"Do MEIs made by {_describe(focus)} transfer to other architectures and to the ground-truth "
         f"neurons better than MEIs made by {_describe(reference)}, and at what compute cost?\n",
