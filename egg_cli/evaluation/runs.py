@@ -14,18 +14,7 @@ import numpy as np
 from egg_cli.errors import EggError
 from egg_cli.evaluation.generalization import SynthesisRun
 from egg_cli.evaluation.scoring import zscored_to_raw
-
-RESULT_NAME = "synthesis.h5"
-
-
-def result_path(path: str | os.PathLike) -> Path:
-    """A run folder or a result file -> the ``synthesis.h5`` path (EggError if absent)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULT_NAME
-    if not path.is_file():
-        raise EggError(f"synthesis run {path} does not exist; expected an `egg synth` run folder or its {RESULT_NAME}")
-    return path
+from egg_cli.synthesis.results import result_path
 
 
 def method_label(method: str, settings: Mapping[str, Any]) -> str:

@@ -28,7 +28,6 @@ the images of the same problem (different seeds), so chunks then hold whole prob
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,13 +79,9 @@ def seed_similarity(images: torch.Tensor, problem: torch.Tensor) -> torch.Tensor
 
 def _match_table(path: str) -> tuple[np.ndarray, dict[int, int]]:
     """Generating-model scores (problems x seeds) of a finished run, and each seed's column."""
-    from egg_cli.synthesis.results import GENERATING, read_synthesis
+    from egg_cli.synthesis.results import GENERATING, read_synthesis, result_path
 
-    file = Path(path)
-    file = file / "synthesis.h5" if file.is_dir() else file
-    if not file.is_file():
-        raise EggError(f"method.match={path}: no such synthesis.h5; expected a finished egg synth run folder or its synthesis.h5")
-    result = read_synthesis(file)
+    result = read_synthesis(result_path(path, "method.match"))
     return np.asarray(result.scores[GENERATING], dtype=np.float64), {int(s): k for k, s in enumerate(result.seeds)}
 
 

@@ -102,6 +102,21 @@ def write_synthesis(path: str | Path, result: SynthesisResult) -> None:
                     natural.attrs[key] = value if isinstance(value, (str, int, float, bool)) else _json(value)
 
 
+RESULT_NAME = "synthesis.h5"
+
+
+def result_path(path: str | Path, key: str | None = None) -> Path:
+    """A run folder or a result file -> the ``synthesis.h5`` path (EggError if absent; ``key``: the
+    setting that named it, for the error line)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_NAME
+    if not path.is_file():
+        named = f"{key}={path}" if key else f"synthesis run {path}"
+        raise EggError(f"{named} does not exist; expected an `egg synth` run folder or its {RESULT_NAME}")
+    return path
+
+
 def read_synthesis(path: str | Path) -> SynthesisResult:
     """Read a ``synthesis.h5`` file written by :func:`write_synthesis`."""
     import h5py

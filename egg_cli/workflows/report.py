@@ -95,6 +95,7 @@ def write_report(
     table = read_csv_rows(ev / "table.csv")
     comparisons = read_csv_rows(ev / "comparisons.csv")
     compute = read_csv_rows(ev / "compute.csv")
+    menis = meni_tests(ev / "per_neuron.csv", table)
     reference = "ga" if "ga" in plan.methods else next(iter(plan.methods))
     focus = "egg" if "egg" in plan.methods else next(m for m in plan.methods if m != reference)
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()
@@ -119,8 +120,8 @@ def write_report(
         "\n".join(answer_lines(comparisons, compute, reference, focus)) + "\n",
         "### Transfer table (mean ± s.e.m. over neurons)\n",
         markdown_table(transfer_rows(table, compute, reference)),
-        _claims_section(comparisons, compute, table, ev / "per_neuron.csv", result.reconstructions, reference),
-        _meni_section(table, result),
+        _claims_section(comparisons, compute, menis, result.reconstructions, reference),
+        _meni_section(menis, result),
         _reconstruction_section(result),
         _setup_section(result, plan),
         "## All tables of `egg evaluate`\n",
@@ -188,8 +189,7 @@ def meni_tests(per_neuron_csv: Path, table: Sequence[dict]) -> list[dict]:
 def _claims_section(
     comparisons: Sequence[dict],
     compute: Sequence[dict],
-    table: Sequence[dict],
-    per_neuron_csv: Path,
+    menis: Sequence[dict],
     reconstructions: Sequence[dict],
     reference: str,
 ) -> str:
@@ -237,7 +237,7 @@ def _claims_section(
                 f"- {method} is {PAPER_SPEEDUP}x cheaper than {reference} ({_work(own)} vs {_work(ref)}) — on {gen}: "
                 f"{speedup:.1f}x: **{outcome}**."
             )
-    for row in meni_tests(per_neuron_csv, table):
+    for row in menis:
         median, p, n = row["MENI / best natural (median)"], row["Wilcoxon p (vs 1)"], row["neurons"]
         if n < MIN_PAIRS or not _finite(p):
             outcome = verdict(p, median - 1.0, n)
@@ -261,8 +261,7 @@ def _claims_section(
     return "\n".join(lines) + "\n" if len(lines) > 1 else ""
 
 
-def _meni_section(table: Sequence[dict], result: DemoResult) -> str:
-    rows = meni_tests(result.evaluation_dir / "per_neuron.csv", table)
+def _meni_section(rows: Sequence[dict], result: DemoResult) -> str:
     if not rows:
         return ""
     grids = [f"![MENIs on {arch}](synth/{arch}/{MENI}/grid_egg.png)\n" for arch, m in result.runs if m == MENI]
