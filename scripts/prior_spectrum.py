@@ -46,7 +46,7 @@ def main() -> None:
     learned = load_prior(args.prior, steps=args.steps, device="cpu")
     size, channels = learned.image_size, learned.channels
     spectral = load_prior("spectral", steps=args.steps, device="cpu", image_size=size, channels=channels)
-    crops = CropBank(None, args.count, size, channels, seed=args.seed + 1).sample(args.count, seed=args.seed + 1)
+    crops = CropBank("bundled", args.count, size, channels, seed=args.seed + 1).sample(args.count, seed=args.seed + 1)
 
     def draw(prior) -> tuple[torch.Tensor, float]:
         t0 = time.perf_counter()

@@ -103,7 +103,7 @@ def test_adm256_without_checkpoint_names_the_config_key(tmp_path):
 
 
 def test_unknown_prior_names_and_options_raise(reference_file, tmp_path):
-    with pytest.raises(EggError, match="neither default, spectral, adm256 nor an existing checkpoint"):
+    with pytest.raises(EggError, match="neither default, mixed, spectral, adm256 nor an existing checkpoint"):
         load_prior("imagenet", device="cpu")
     path, meta, _ = reference_file
     with pytest.raises(EggError, match="not written by egg train-prior; pass its guided-diffusion flags"):

@@ -1,26 +1,30 @@
-"""Training images for diffusion priors: a bank of random natural crops drawn once, in [-1, 1]."""
+"""Training images for diffusion priors: a bank of natural images drawn once, in [-1, 1]."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from egg_cli.data.natural import load_photographs, random_crops
+from egg_cli.data.natural import IMAGE_SOURCES, natural_images
 from egg_cli.errors import EggError
 
 
 class CropBank:
-    """``size`` crops of photographs at random positions and scales, stored as uint8.
+    """``count`` natural images of ``source``, stored as uint8.
 
-    Drawing the crops once (about 1,000 crops/s on one core) and reusing them with random
-    horizontal flips keeps the CPU for the network; a bank of 50,000 32x32 crops holds 50 MB.
+    ``source`` is one of the simulation's image sources (``egg_cli.data.natural.natural_images``):
+    ``bundled`` photograph crops at random positions and scales, ``dead_leaves`` images, ``mixed``
+    (half each: the V4-like world's images) or a folder of images. Drawing the bank once (about
+    1,000 crops/s on one core; dead-leaves images about 500/s at 32x32) and reusing it with random
+    horizontal flips keeps the CPU for the network; a bank of 50,000 32x32 images holds 50 MB.
     """
 
     def __init__(
         self,
-        source: str | None,
+        source: str,
         count: int,
         image_size: int,
         channels: int,
@@ -34,8 +38,9 @@ class CropBank:
         lo, hi = (float(v) for v in scale_range)
         if not 0 < lo <= hi <= 1:
             raise EggError(f"data.scale_range={list(scale_range)}: expected 0 < low <= high <= 1 (fractions of the shorter side)")
-        photos = load_photographs(source, grayscale=channels == 1)
-        crops = random_crops(photos, count, image_size, np.random.default_rng(seed), (lo, hi), flip=True)
+        source = source if source in IMAGE_SOURCES else str(Path(source).expanduser())
+        rng = np.random.default_rng(seed)
+        crops = natural_images(source, count, image_size, rng, (lo, hi), grayscale=channels == 1, flip=True)
         self.images = torch.from_numpy(np.round(crops * 255.0).astype(np.uint8))
 
     def __len__(self) -> int:

@@ -37,14 +37,19 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
 
 
 def save_training_curves(metrics: list[dict], path: str | Path) -> None:
-    """Loss against step and, where sampled, the samples' spectral slope against the crops'."""
+    """Training loss (and the held-out loss where measured) against step and, where sampled, the
+    samples' spectral slope against the crops'."""
     import matplotlib.pyplot as plt
 
     from egg_cli.io import save_figure
 
     fig, (ax_loss, ax_slope) = plt.subplots(1, 2, figsize=(8, 3))
-    ax_loss.plot([m["step"] for m in metrics], [m["loss"] for m in metrics])
-    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    ax_loss.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="training")
+    held = [m for m in metrics if m.get("heldout_loss") is not None]
+    if held:
+        ax_loss.plot([m["step"] for m in held], [m["heldout_loss"] for m in held], "o-", label="held-out")
+        ax_loss.legend()
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="denoising loss")
     sampled = [m for m in metrics if m.get("sample_slope") is not None]
     if sampled:
         ax_slope.plot([m["step"] for m in sampled], [m["sample_slope"] for m in sampled], "o-", label="samples")

@@ -1,6 +1,9 @@
 """``load_prior``: one entry point for every diffusion prior egg knows.
 
-- ``default``: the small prior shipped in the package (``egg_cli/diffusion/weights/default.pt``);
+- ``default``: the small prior shipped in the package (``egg_cli/diffusion/weights/default.pt``),
+  trained on crops of the bundled photographs;
+- ``mixed``: the shipped prior of the V4-like world's images (``weights/mixed.pt``: half
+  photograph crops, half dead-leaves images);
 - ``spectral``: the Gaussian 1/f^a prior fitted to crops of the bundled photographs;
 - ``adm256``: OpenAI's ``256x256_diffusion_uncond.pt`` (option ``checkpoint``);
 - a path to an ``egg train-prior`` checkpoint (``prior.pt`` or ``checkpoint.pt``), or to any
@@ -23,7 +26,9 @@ from egg_cli.diffusion.unet import UNetModel
 from egg_cli.errors import EggError
 from egg_cli.runtime import resolve_device
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
+WEIGHTS = Path(__file__).parent / "weights"
+SHIPPED_PRIORS = {"default": WEIGHTS / "default.pt", "mixed": WEIGHTS / "mixed.pt"}  # name -> egg train-prior file
+DEFAULT_WEIGHTS = SHIPPED_PRIORS["default"]
 
 # guided-diffusion flags of 256x256_diffusion_uncond.pt (the EGG paper's prior)
 ADM256_FLAGS: dict[str, Any] = {
@@ -105,6 +110,24 @@ def _egg_checkpoint_prior(
     return build_unet_prior(flags, ckpt["ema"], source, steps, device, precision, clip_denoised, ckpt.get("x0_mse"))
 
 
+def prior_file(name_or_path: str) -> Path:
+    """The file of a shipped prior (``default``, ``mixed``) or of a checkpoint path (a run folder: its prior.pt)."""
+    name = str(name_or_path)
+    if name in SHIPPED_PRIORS:
+        path = SHIPPED_PRIORS[name]
+        if not path.is_file():
+            raise EggError(f"the {name} prior's weights {path} are missing from the installation; reinstall egg or use prior=spectral")
+        return path
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path / "prior.pt"
+    if not path.is_file():
+        raise EggError(
+            f"prior {name!r} is neither {', '.join(SHIPPED_PRIORS)}, spectral, adm256 nor an existing checkpoint file"
+        )
+    return path
+
+
 def load_prior(
     name_or_path: str = "default", steps: str | int = "50", device: str | torch.device | None = "auto", **options: Any
 ) -> Prior:
@@ -123,11 +146,11 @@ def load_prior(
     precision = str(opts.pop("precision", "auto"))
     clip = bool(opts.pop("clip_denoised", False))
     if name == "spectral":
-        from egg_cli.diffusion.spectral import SpectralPrior, fitted_to_photographs
+        from egg_cli.diffusion.spectral import SpectralPrior, fitted_to_source
 
         source = opts.pop("source", "bundled")
-        model = fitted_to_photographs(
-            None if source in (None, "bundled") else str(source),
+        model = fitted_to_source(
+            "bundled" if source is None else str(source),
             int(opts.pop("image_size", 32)),
             int(opts.pop("channels", 1)),
             int(opts.pop("fit_crops", 2000)),
@@ -145,19 +168,7 @@ def load_prior(
         state = read_checkpoint(path, "adm256 checkpoint")
         prior = build_unet_prior(ADM256_FLAGS, state, str(path), steps, dev, precision, clip)
     else:
-        if name == "default":
-            if not DEFAULT_WEIGHTS.is_file():
-                raise EggError(
-                    f"the default prior's weights {DEFAULT_WEIGHTS} are missing from the installation; "
-                    "reinstall egg or use prior=spectral"
-                )
-            path = DEFAULT_WEIGHTS
-        else:
-            path = Path(name)
-            if path.is_dir():
-                path = path / "prior.pt"
-            if not path.is_file():
-                raise EggError(f"prior {name!r} is neither default, spectral, adm256 nor an existing checkpoint file")
+        path = prior_file(name)
         ckpt = read_checkpoint(path)
         flags = opts.pop("flags", None)
         if is_egg_checkpoint(ckpt):

@@ -94,8 +94,8 @@ def fit_spectral_model(crops: torch.Tensor) -> SpectralModel:
 
 
 @functools.lru_cache(maxsize=8)
-def fitted_to_photographs(source: str | None, image_size: int, channels: int, count: int, seed: int) -> SpectralModel:
-    """Spectral model fitted to ``count`` random crops of the bundled photographs (or a folder)."""
+def fitted_to_source(source: str, image_size: int, channels: int, count: int, seed: int) -> SpectralModel:
+    """Spectral model fitted to ``count`` images of ``source`` (bundled photograph crops, dead_leaves, mixed or a folder)."""
     from egg_cli.diffusion.data import CropBank
 
     if image_size < 4 or channels not in (1, 3) or count < 2:

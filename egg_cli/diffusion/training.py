@@ -27,6 +27,7 @@ from egg_cli.diffusion.gaussian import GaussianDiffusion
 from egg_cli.diffusion.prior import LearnedPrior
 from egg_cli.diffusion.spectrum import spectral_slope
 from egg_cli.diffusion.unet import UNetModel
+from egg_cli.diffusion.validation import denoising_loss
 from egg_cli.errors import EggError
 from egg_cli.io import atomic_path, write_csv, write_json
 from egg_cli.runtime import resolve_device, seed_everything
@@ -123,19 +124,17 @@ def _check_settings(cfg: DictConfig) -> None:
             f"training.lr={tr.lr}, weight_decay={tr.weight_decay}, ema_decay={tr.ema_decay}: "
             "expected lr > 0, weight_decay >= 0 and 0 <= ema_decay < 1"
         )
+    if int(cfg.data.heldout) < 1:
+        raise EggError(f"data.heldout={cfg.data.heldout} must be a positive integer (held-out images for the denoising loss)")
     for key in ("log_every", "checkpoint_every", "sample_count"):
         if int(cfg[key]) < 1:
             raise EggError(f"{key}={cfg[key]} must be a positive integer")
 
 
-def _resume(
-    path: Path, spec: PriorSpec, model: UNetModel, ema: EMA, optimizer: torch.optim.Optimizer, generator: torch.Generator
-) -> tuple[int, list[dict[str, Any]], float, Any]:
-    """Load a training checkpoint of the same flags into model, EMA, optimizer and data generator.
-
-    Returns (step, metrics, seconds trained so far, x0_mse calibration table).
-    """
-    ckpt = read_checkpoint(path, "resume checkpoint")
+def _check_flags(ckpt: Any, spec: PriorSpec, model: UNetModel, key: str, what: str, instead: str) -> None:
+    """One line for a checkpoint whose flags or ``key`` weights do not fit this run's architecture."""
+    if not isinstance(ckpt, dict) or key not in ckpt:
+        raise EggError(f"{what} has no {key!r} weights; expected a file written by egg train-prior")
     if ckpt.get("unet") != spec.unet.to_dict() or ckpt.get("diffusion") != spec.diffusion.to_dict():
         diffs = [
             f"{k}: {ckpt.get(s, {}).get(k)!r} vs {v!r}"
@@ -143,26 +142,50 @@ def _resume(
             for k, v in d.items()
             if ckpt.get(s, {}).get(k) != v
         ]
-        raise EggError(
-            f"resume checkpoint {path} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or resume=none"
-        )
-    diffs = state_dict_differences(model, ckpt["model"])
+        raise EggError(f"{what} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or {instead}")
+    diffs = state_dict_differences(model, ckpt[key])
     if diffs:
-        raise EggError(f"resume checkpoint {path} does not fit the UNet: {'; '.join(diffs)}")
+        raise EggError(f"{what} does not fit the UNet: {'; '.join(diffs)}")
+
+
+def _initialize(init: Any, spec: PriorSpec, model: UNetModel) -> str | None:
+    """Start ``model`` from the EMA weights of a prior (``init``: a shipped name, prior.pt, checkpoint.pt or a
+    run folder) of the same flags: fine-tuning on new images. Returns the file used (None: random init)."""
+    if init in (None, False, "none", "null", ""):
+        return None
+    from egg_cli.diffusion.loading import prior_file
+
+    path = prior_file(str(init))
+    ckpt = read_checkpoint(path, "init checkpoint")
+    _check_flags(ckpt, spec, model, "ema", f"init={init} ({path})", "init=none")
+    model.load_state_dict(ckpt["ema"])
+    log.info("initialized from the EMA weights of %s (step %s)", path, ckpt.get("step", "?"))
+    return str(path)
+
+
+def _resume(
+    path: Path, spec: PriorSpec, model: UNetModel, ema: EMA, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> tuple[int, list[dict[str, Any]], float, Any, str | None]:
+    """Load a training checkpoint of the same flags into model, EMA, optimizer and data generator.
+
+    Returns (step, metrics, seconds trained so far, x0_mse calibration table, the run's init file).
+    """
+    ckpt = read_checkpoint(path, "resume checkpoint")
+    _check_flags(ckpt, spec, model, "model", f"resume checkpoint {path}", "resume=none")
     model.load_state_dict(ckpt["model"])
     ema.load_state_dict({"updates": ckpt["ema_updates"], "weights": ckpt["ema"]})
     optimizer.load_state_dict(ckpt["optimizer"])
     generator.set_state(ckpt["generator"])
     log.info("resumed from %s at step %d", path, int(ckpt["step"]))
-    return int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0)), ckpt.get("x0_mse")
+    return int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0)), ckpt.get("x0_mse"), ckpt.get("init")
 
 
-def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBank, float]:
-    """The training crops (``cfg.data``), their spectral slope, and crops.png."""
+def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBank, CropBank, float]:
+    """The training images (``cfg.data``), held-out images of the same source (another seed),
+    the training images' spectral slope, and crops.png."""
     data = cfg.data
-    source = None if str(data.source) == "bundled" else str(data.source)
     t0 = time.time()
-    bank = CropBank(source, int(data.bank_size), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed))
+    bank = CropBank(str(data.source), int(data.bank_size), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed))
     crop_slope = spectral_slope(bank.sample(256, seed=int(cfg.seed)))
     log.info(
         "crop bank: %d crops of %dx%d in %.1fs; crop spectral slope %.3f",
@@ -173,7 +196,10 @@ def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBan
         crop_slope,
     )
     save_image_grid(bank.sample(64, seed=int(cfg.seed)), out_dir / "crops.png", nrow=8)
-    return bank, crop_slope
+    heldout = CropBank(
+        str(data.source), int(data.heldout), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed) + 1
+    )
+    return bank, heldout, crop_slope
 
 
 def _train_step(
@@ -218,7 +244,10 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     seed_everything(int(cfg.seed))
     spec = spec_from_config(cfg)
     _check_settings(cfg)
-    model = UNetModel(spec.unet).to(device)
+    model = UNetModel(spec.unet)
+    resume = _resume_path(cfg.get("resume", "auto"), out_dir)
+    init = _initialize(cfg.get("init"), spec, model) if resume is None else None
+    model = model.to(device)
     ema = EMA(model, float(tr.ema_decay), bool(tr.ema_warmup))
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(tr.lr), weight_decay=float(tr.weight_decay))
     diffusion = GaussianDiffusion(spec.diffusion, "")
@@ -226,12 +255,11 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     step, metrics, elapsed_before = 0, [], 0.0
     x0_mse = None  # calibration table of the EMA weights (fixed-variance priors), refreshed with each sample grid
 
-    resume = _resume_path(cfg.get("resume", "auto"), out_dir)
     if resume is not None:
-        step, metrics, elapsed_before, x0_mse = _resume(resume, spec, model, ema, optimizer, generator)
+        step, metrics, elapsed_before, x0_mse, init = _resume(resume, spec, model, ema, optimizer, generator)
 
     data = cfg.data
-    bank, crop_slope = _crop_bank(cfg, spec, out_dir)
+    bank, heldout, crop_slope = _crop_bank(cfg, spec, out_dir)
 
     total = int(tr.steps)
     start_time = time.time()
@@ -254,6 +282,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "x0_mse": x0_mse,
             "config": OmegaConf.to_container(cfg, resolve=True),
             "data": {"source": str(data.source), "scale_range": list(data.scale_range), "crop_slope": crop_slope},
+            "init": init,
         }
         with atomic_path(out_dir / "checkpoint.pt") as tmp:
             torch.save(ckpt, tmp)
@@ -261,7 +290,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     calibrate = bool(cfg.get("calibrate_variance", True)) and not spec.diffusion.learn_sigma
 
-    def sample_grid() -> float:
+    def sample_grid() -> dict[str, float]:
         nonlocal x0_mse
         if calibrate:
             crops = bank.sample(int(cfg.get("calibration_crops", 64)), seed=int(cfg.seed) + 1).to(device)
@@ -273,7 +302,10 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         samples = prior.sample(int(cfg.sample_count), seed=int(cfg.seed))
         save_image_grid(samples, out_dir / f"samples_{step:06d}.png")
-        return spectral_slope(samples)
+        held = denoising_loss(
+            ema.shadow, diffusion, heldout.sample(len(heldout), seed=0), str(tr.weighting), float(tr.min_snr_gamma), 20, seed=0
+        )
+        return {"sample_slope": spectral_slope(samples), "heldout_loss": held["loss"], "heldout_x0_mse": held["x0_mse"]}
 
     model.train()
     bar = tqdm(total=total, initial=step, desc="train-prior", disable=not cfg.progress, dynamic_ncols=True)
@@ -292,8 +324,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             }
             window = []
             if sample_now:
-                row["sample_slope"] = sample_grid()
-                row["crop_slope"] = crop_slope
+                row.update(sample_grid(), crop_slope=crop_slope)
             metrics.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             log.info("step %d  %s", step, "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"))
@@ -310,6 +341,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "final_loss": last.get("loss"),
         "sample_slope": next((m["sample_slope"] for m in reversed(metrics) if "sample_slope" in m), None),
         "crop_slope": crop_slope,
+        "heldout_loss": next((m["heldout_loss"] for m in reversed(metrics) if "heldout_loss" in m), None),
         "parameters": sum(p.numel() for p in model.parameters()),
         "images_per_s": round(step * int(tr.batch_size) / max(elapsed(), 1e-9), 2),
         "prior": str(out_dir / "prior.pt"),
