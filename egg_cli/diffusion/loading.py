@@ -116,15 +116,15 @@ def prior_file(name_or_path: str) -> Path:
     if name in SHIPPED_PRIORS:
         path = SHIPPED_PRIORS[name]
         if not path.is_file():
-            raise EggError(f"the {name} prior's weights {path} are missing from the installation; reinstall egg or use prior=spectral")
+            raise EggError(
+                f"the {name} prior's weights {path} are missing from the installation; reinstall egg or use prior=spectral"
+            )
         return path
     path = Path(name).expanduser()
     if path.is_dir():
         path = path / "prior.pt"
     if not path.is_file():
-        raise EggError(
-            f"prior {name!r} is neither {', '.join(SHIPPED_PRIORS)}, spectral, adm256 nor an existing checkpoint file"
-        )
+        raise EggError(f"prior {name!r} is neither {', '.join(SHIPPED_PRIORS)}, spectral, adm256 nor an existing checkpoint file")
     return path
 
 

@@ -142,7 +142,9 @@ def _check_flags(ckpt: Any, spec: PriorSpec, model: UNetModel, key: str, what: s
             for k, v in d.items()
             if ckpt.get(s, {}).get(k) != v
         ]
-        raise EggError(f"{what} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or {instead}")
+        raise EggError(
+            f"{what} was trained with other flags ({'; '.join(diffs)}); use the same unet/diffusion settings or {instead}"
+        )
     diffs = state_dict_differences(model, ckpt[key])
     if diffs:
         raise EggError(f"{what} does not fit the UNet: {'; '.join(diffs)}")
@@ -177,7 +179,13 @@ def _resume(
     optimizer.load_state_dict(ckpt["optimizer"])
     generator.set_state(ckpt["generator"])
     log.info("resumed from %s at step %d", path, int(ckpt["step"]))
-    return int(ckpt["step"]), list(ckpt.get("metrics", [])), float(ckpt.get("elapsed_s", 0.0)), ckpt.get("x0_mse"), ckpt.get("init")
+    return (
+        int(ckpt["step"]),
+        list(ckpt.get("metrics", [])),
+        float(ckpt.get("elapsed_s", 0.0)),
+        ckpt.get("x0_mse"),
+        ckpt.get("init"),
+    )
 
 
 def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBank, CropBank, float]:
@@ -185,7 +193,9 @@ def _crop_bank(cfg: DictConfig, spec: PriorSpec, out_dir: Path) -> tuple[CropBan
     the training images' spectral slope, and crops.png."""
     data = cfg.data
     t0 = time.time()
-    bank = CropBank(str(data.source), int(data.bank_size), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed))
+    bank = CropBank(
+        str(data.source), int(data.bank_size), spec.image_size, spec.channels, tuple(data.scale_range), seed=int(cfg.seed)
+    )
     crop_slope = spectral_slope(bank.sample(256, seed=int(cfg.seed)))
     log.info(
         "crop bank: %d crops of %dx%d in %.1fs; crop spectral slope %.3f",

@@ -34,17 +34,18 @@ def denoising_loss(
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     loss, x0_error, count = 0.0, 0.0, 0
+    seen: dict[str, torch.Tensor] = {}
+
+    def denoiser(x_t: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        """The model, keeping its last input and output (one forward pass gives loss and x0)."""
+        seen["x_t"], seen["out"] = x_t, model(x_t, ts)
+        return seen["out"]
+
     for t_value in sorted(space_timesteps(diffusion.num_timesteps, str(timesteps))):
         for start in range(0, len(images), batch_size):
             x0 = images[start : start + batch_size].to(device)
             noise = torch.randn(x0.shape, generator=g).to(device)
             t = torch.full((len(x0),), t_value, dtype=torch.long, device=device)
-            seen: dict[str, torch.Tensor] = {}
-
-            def denoiser(x_t: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-                seen["x_t"], seen["out"] = x_t, model(x_t, ts)
-                return seen["out"]
-
             loss += diffusion.training_losses(denoiser, x0, t, noise, weighting, min_snr_gamma)["loss"].sum().item()
             pred = diffusion.pred_xstart(seen["out"].float()[:, : x0.shape[1]], seen["x_t"], t)
             x0_error += (pred - x0).pow(2).mean(dim=(1, 2, 3)).sum().item()
