@@ -53,10 +53,7 @@ def x0_mse_table(
 
 def calibrate_checkpoint(checkpoint: dict, images: torch.Tensor, grid: str = "50", seed: int = 0) -> np.ndarray:
     """``x0_mse_table`` of the EMA weights of an egg train-prior checkpoint (dict) on ``images``."""
-    from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
-    from egg_cli.diffusion.unet import UNetModel
+    from egg_cli.diffusion.checkpoint import ema_denoiser
 
-    model = UNetModel(UNetConfig.from_flags(checkpoint["unet"]))
-    model.load_state_dict(checkpoint["ema"])
-    diffusion = GaussianDiffusion(DiffusionConfig.from_flags(checkpoint["diffusion"]), "")
-    return x0_mse_table(model.eval(), diffusion, images, grid, seed=seed)
+    model, diffusion = ema_denoiser(checkpoint)
+    return x0_mse_table(model, diffusion, images, grid, seed=seed)

@@ -76,9 +76,20 @@ def export_prior(checkpoint: Mapping[str, Any], path: str | Path) -> None:
 
     keep = {
         k: checkpoint[k]
-        for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data", "x0_mse")
+        for k in ("format", "unet", "diffusion", "image_size", "channels", "step", "data", "init", "x0_mse")
         if k in checkpoint and checkpoint[k] is not None
     }
     keep["ema"] = {k: v.detach().clone().contiguous() for k, v in checkpoint["ema"].items()}
     with atomic_path(path) as tmp:
         torch.save(keep, tmp)
+
+
+def ema_denoiser(checkpoint: Mapping[str, Any]) -> tuple[nn.Module, Any]:
+    """The EMA UNet (eval mode, CPU) and the unrespaced diffusion of an egg train-prior checkpoint dict."""
+    from egg_cli.diffusion.config import DiffusionConfig, UNetConfig
+    from egg_cli.diffusion.gaussian import GaussianDiffusion
+    from egg_cli.diffusion.unet import UNetModel
+
+    model = UNetModel(UNetConfig.from_flags(checkpoint["unet"]))
+    model.load_state_dict(checkpoint["ema"])
+    return model.eval(), GaussianDiffusion(DiffusionConfig.from_flags(checkpoint["diffusion"]), "")
