@@ -2,7 +2,7 @@
 """Benchmark of `egg synth`: ratios measured in one run on the same model and neurons.
 
 (a) time per MEI of EGG (50 and 100 respaced ancestral steps, and few-step deterministic DDIM,
-    default 20) over GA (1000 steps), with the mean activation each method reaches in the model
+    default 20 steps at 100/20 times the energy scale) over GA (1000 steps), with the mean activation each method reaches in the model
     (and the best natural image at the same contrast, if a dataset is given) and, for a simulated
     dataset, in the ground-truth neurons; then the few-step / 100-step activation ratios;
 (b) time of N neurons (default 32) in one batched GA call over N single-neuron calls, with the
@@ -41,7 +41,12 @@ def main() -> None:
     parser.add_argument("--batch-ga-steps", type=int, default=50, help="GA steps per call in (b)")
     parser.add_argument("--energy-scale", type=float, default=5.0)
     parser.add_argument("--few-steps", type=int, default=20, help="respaced steps of the few-step DDIM EGG run")
-    parser.add_argument("--few-energy-scale", type=float, default=None, help="its energy scale (default: --energy-scale)")
+    parser.add_argument(
+        "--few-energy-scale",
+        type=float,
+        default=None,
+        help="its energy scale (default: --energy-scale x 100 / --few-steps, the 100-step chain's total guidance)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
@@ -75,7 +80,7 @@ def main() -> None:
     ga = GradientAscent(steps=args.ga_steps)
     runs["ga"], _ = timed(lambda: synthesize(ga, objective, seeds, device, batch_size=n, progress=False))
     few = f"egg{args.few_steps}_ddim"
-    few_scale = args.energy_scale if args.few_energy_scale is None else args.few_energy_scale
+    few_scale = args.energy_scale * 100 / args.few_steps if args.few_energy_scale is None else args.few_energy_scale
     for name, steps, scale, ddim in (
         ("egg50", 50, args.energy_scale, False),
         ("egg100", 100, args.energy_scale, False),

@@ -28,7 +28,8 @@ def test_an_experiment_preset_sets_the_scale_and_single_settings_override_it():
     plan = plan_from_config(demo_config("experiment=paper", "members=6", "neurons=7"))
     assert (plan.members, plan.neurons, plan.generating, plan.seeds) == (6, 7, 3, [0, 1, 2])
     assert "method.steps=1000" in plan.methods["ga"]
-    assert {"method.steps=20", "method.ddim=true"} <= set(plan.methods["egg-ddim20"])
+    assert {"method.steps=20", "method.ddim=true", "method.energy_scale=25"} <= set(plan.methods["egg-ddim20"])
+    assert "prior=mixed" in plan.methods["egg-mixed"] and "prior=default" in plan.methods["egg"]
     assert plan.menis == ["method=egg", "prior=default"] and len(plan.reconstruction_images) == 16
     assert "method.steps=1000" in plan.reconstruction_ga
 

@@ -125,6 +125,28 @@ def test_spectral_prior_loads_by_name_fitted_to_bundled_crops():
     assert torch.isfinite(out["mean"]).all() and out["variance"].min() > 0
 
 
+def test_shipped_priors_load_by_name_and_record_their_training_images():
+    from egg_cli.diffusion.checkpoint import read_checkpoint
+    from egg_cli.diffusion.loading import SHIPPED_PRIORS, prior_file
+
+    default, mixed = (load_prior(name, steps="10", device="cpu") for name in ("default", "mixed"))
+    for prior in (default, mixed):
+        assert (prior.image_size, prior.channels, prior.num_steps) == (32, 1, 10)
+        assert prior.diffusion.calibrated is not None
+    ckpt = read_checkpoint(prior_file("mixed"))
+    assert ckpt["data"]["source"] == "mixed" and ckpt["init"] == "default"
+    assert ckpt["step"] > read_checkpoint(SHIPPED_PRIORS["default"])["step"]
+    x = torch.zeros(1, 1, 32, 32)
+    assert not torch.equal(default.p_mean_variance(x, 5)["pred_xstart"], mixed.p_mean_variance(x, 5)["pred_xstart"])
+
+
+def test_spectral_prior_fits_the_world_images_of_any_source():
+    photos = load_prior("spectral", steps="10", device="cpu", image_size=16, fit_crops=200)
+    world = load_prior("spectral", steps="10", device="cpu", image_size=16, fit_crops=200, source="dead_leaves")
+    assert photos.model.exponent[0] != world.model.exponent[0]
+    assert 1.5 < world.model.exponent[0] < 3.5
+
+
 def test_loading_assigns_memory_mapped_weights_without_copying(reference_file):
     from egg_cli.diffusion.checkpoint import read_checkpoint
     from egg_cli.diffusion.loading import build_unet_prior

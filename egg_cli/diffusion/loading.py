@@ -195,11 +195,11 @@ def build_prior(config: Any, steps: str | int, device: str | torch.device | None
     """The prior of a ``configs/prior/*.yaml`` entry (a mapping with ``_target_``), respaced to ``steps``.
 
     ``key`` names where the config came from (``method.prior``, ``generator.prior``) in the one-line
-    error a bare name gets: priors are chosen with ``prior=default|spectral|adm256``.
+    error a bare name gets: priors are chosen with ``prior=default|mixed|spectral|adm256``.
     """
     if not isinstance(config, Mapping) or "_target_" not in config:
         raise EggError(
-            f"{key}={config!r}: expected the prior group's config; choose the prior with prior=default|spectral|adm256 "
+            f"{key}={config!r}: expected the prior group's config; choose the prior with prior=default|mixed|spectral|adm256 "
             "(a checkpoint: prior.name_or_path=<path>)"
         )
     from hydra.utils import instantiate

@@ -152,17 +152,18 @@ def _check_flags(ckpt: Any, spec: PriorSpec, model: UNetModel, key: str, what: s
 
 def _initialize(init: Any, spec: PriorSpec, model: UNetModel) -> str | None:
     """Start ``model`` from the EMA weights of a prior (``init``: a shipped name, prior.pt, checkpoint.pt or a
-    run folder) of the same flags: fine-tuning on new images. Returns the file used (None: random init)."""
+    run folder) of the same flags: fine-tuning on new images. Returns what it started from, recorded in the
+    checkpoints: the shipped prior's name or the file's path (None: random initialization)."""
     if init in (None, False, "none", "null", ""):
         return None
-    from egg_cli.diffusion.loading import prior_file
+    from egg_cli.diffusion.loading import SHIPPED_PRIORS, prior_file
 
     path = prior_file(str(init))
     ckpt = read_checkpoint(path, "init checkpoint")
     _check_flags(ckpt, spec, model, "ema", f"init={init} ({path})", "init=none")
     model.load_state_dict(ckpt["ema"])
     log.info("initialized from the EMA weights of %s (step %s)", path, ckpt.get("step", "?"))
-    return str(path)
+    return str(init) if str(init) in SHIPPED_PRIORS else str(path)
 
 
 def _resume(
