@@ -4,7 +4,7 @@
   trained on crops of the bundled photographs;
 - ``mixed``: the shipped prior of the V4-like world's images (``weights/mixed.pt``: half
   photograph crops, half dead-leaves images);
-- ``spectral``: the Gaussian 1/f^a prior fitted to crops of the bundled photographs;
+- ``spectral``: the Gaussian 1/f^a prior fitted to images of a source (bundled photograph crops by default);
 - ``adm256``: OpenAI's ``256x256_diffusion_uncond.pt`` (option ``checkpoint``);
 - a path to an ``egg train-prior`` checkpoint (``prior.pt`` or ``checkpoint.pt``), or to any
   guided-diffusion state dict together with its ``flags``.
@@ -137,7 +137,7 @@ def load_prior(
     (guided-diffusion flags for a plain state-dict file), ``precision`` (auto | fp32 | fp16 |
     bf16; auto runs adm256 in fp16 on a GPU), ``clip_denoised`` (clamp x0 predictions to
     [-1, 1]; default off, as EGG), and for ``spectral``: ``image_size`` (32), ``channels`` (1),
-    ``source`` (bundled or an image folder), ``fit_crops`` (2000), ``noise_schedule`` (cosine).
+    ``source`` (bundled, dead_leaves, mixed or an image folder), ``fit_crops`` (2000), ``noise_schedule`` (cosine).
     """
     dev = _device(device)
     steps = str(steps)
