@@ -148,7 +148,10 @@ def test_user_image_folder_is_used(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EggError, match=r"image folder .*empty holds no images; expected files ending in .png"):
         simulate(SimulationConfig.from_dict(dict(SMALL, image_source=str(tmp_path / "empty"))), progress=False)
-    with pytest.raises(EggError, match=r"image folder .*nowhere does not exist; expected a folder of PNG/JPEG images"):
+    with pytest.raises(
+        EggError,
+        match=r"image folder .*nowhere does not exist; expected bundled, dead_leaves, mixed or a folder of PNG/JPEG images",
+    ):
         simulate(SimulationConfig.from_dict(dict(SMALL, image_source=str(tmp_path / "nowhere"))), progress=False)
 
 

@@ -53,7 +53,9 @@ def folder_photograph_paths(folder: str | Path) -> list[Path]:
     """Image files in ``folder`` (recursively), sorted for reproducibility."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise EggError(f"image folder {folder} does not exist; expected a folder of PNG/JPEG images")
+        raise EggError(
+            f"image folder {folder} does not exist; expected bundled, dead_leaves, mixed or a folder of PNG/JPEG images"
+        )
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise EggError(f"image folder {folder} holds no images; expected files ending in {', '.join(IMAGE_SUFFIXES)}")
