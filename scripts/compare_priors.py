@@ -62,9 +62,8 @@ def main() -> None:
     size, channels = first.image_size, first.channels
     if any((p.image_size, p.channels) != (size, channels) for p in learned.values()):
         parser.error("every --prior must have the same image size and channels")
-    images = CropBank(args.source, args.count + args.heldout, size, channels, seed=IMAGE_SEED + args.seed)
-    spectrum_images = images.images[: args.count].float() / 127.5 - 1.0
-    heldout = images.images[args.count :].float() / 127.5 - 1.0
+    images = CropBank(args.source, args.count + args.heldout, size, channels, seed=IMAGE_SEED + args.seed).all()
+    spectrum_images, heldout = images[: args.count], images[args.count :]
     spectral = load_prior(
         "spectral", steps=args.steps, device="cpu", image_size=size, channels=channels, source=args.source, seed=IMAGE_SEED
     )

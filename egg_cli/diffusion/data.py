@@ -55,6 +55,10 @@ class CropBank:
             x = torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
         return x
 
+    def all(self) -> torch.Tensor:
+        """Every image of the bank, in order, in [-1, 1] (float32)."""
+        return self.images.float() / 127.5 - 1.0
+
     def sample(self, count: int, seed: int = 0) -> torch.Tensor:
         """``count`` crops in [-1, 1] chosen with a fixed seed (for statistics and figures)."""
         g = torch.Generator().manual_seed(seed)

@@ -313,9 +313,7 @@ def train_prior(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         samples = prior.sample(int(cfg.sample_count), seed=int(cfg.seed))
         save_image_grid(samples, out_dir / f"samples_{step:06d}.png")
-        held = denoising_loss(
-            ema.shadow, diffusion, heldout.sample(len(heldout), seed=0), str(tr.weighting), float(tr.min_snr_gamma), 20, seed=0
-        )
+        held = denoising_loss(ema.shadow, diffusion, heldout.all(), str(tr.weighting), float(tr.min_snr_gamma), 20, seed=0)
         return {"sample_slope": spectral_slope(samples), "heldout_loss": held["loss"], "heldout_x0_mse": held["x0_mse"]}
 
     model.train()
