@@ -2,9 +2,11 @@
 """Benchmark of `egg synth`: ratios measured in one run on the same model and neurons.
 
 (a) time per MEI of EGG (50 and 100 respaced ancestral steps, and few-step deterministic DDIM,
-    default 20 steps at 100/20 times the energy scale) over GA (1000 steps), with the mean activation each method reaches in the model
-    (and the best natural image at the same contrast, if a dataset is given) and, for a simulated
-    dataset, in the ground-truth neurons; then the few-step / 100-step activation ratios;
+    default 20 steps at 100/20 times the energy scale) over GA (1000 steps), with the mean
+    activation each method reaches in the model (and the best natural image at the same contrast,
+    if a dataset is given) and, for a simulated dataset, in the ground-truth neurons; then the
+    few-step / 100-step activation ratio and the few-step against GA ground-truth rates per neuron
+    (median ratio, Wilcoxon signed-rank);
 (b) time of N neurons (default 32) in one batched GA call over N single-neuron calls, with the
     largest difference between the batched and the single images (independence check).
 
@@ -152,9 +154,12 @@ def main() -> None:
             per_mei[few]["ground_truth_mean"] / per_mei["egg100"]["ground_truth_mean"]
         )
         report["few_step"]["ground_truth_over_ga"] = per_mei[few]["ground_truth_mean"] / per_mei["ga"]["ground_truth_mean"]
+        paired = paired_ground_truth(truth[few], truth["ga"])
+        report["few_step"]["ground_truth_vs_ga"] = paired
         line += (
             f"; ground-truth rate {few} / egg100 {report['few_step']['ground_truth_over_egg100']:.3f}, "
-            f"{few} / GA {report['few_step']['ground_truth_over_ga']:.3f}"
+            f"{few} / GA {report['few_step']['ground_truth_over_ga']:.3f} (per neuron: median ratio "
+            f"{paired['median_ratio']:.3f}, {few} higher for {paired['higher']}/{n}, Wilcoxon p {paired['wilcoxon_p']:.2g})"
         )
     print(line)
     if natural is not None:
@@ -188,6 +193,21 @@ def main() -> None:
         from egg_cli.io import write_json
 
         write_json(args.json, report)
+
+
+def paired_ground_truth(rates: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Per-neuron comparison of two methods' ground-truth rates: the median ratio (a rate of 0 in
+    the reference gives no ratio), how many neurons the first drives more, two-sided Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    ok = reference > 0
+    diff = rates - reference
+    p = float(wilcoxon(rates, reference).pvalue) if np.any(diff != 0) else 1.0
+    return {
+        "median_ratio": float(np.median(rates[ok] / reference[ok])) if ok.any() else float("nan"),
+        "higher": int(np.sum(diff > 0)),
+        "wilcoxon_p": p,
+    }
 
 
 def _ground_truth_rates(dataset: str, model, neurons: list[int], runs: dict) -> dict[str, np.ndarray] | None:
