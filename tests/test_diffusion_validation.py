@@ -57,6 +57,15 @@ def test_bundled_crop_bank_is_unchanged_by_the_image_sources():
     np.testing.assert_array_equal(bank.images.numpy(), np.round(old * 255.0).astype(np.uint8))
 
 
+def test_the_simulated_world_draws_photograph_crops_as_before():
+    """natural_images (egg simulate's images) keeps random_crops' defaults, flips included: the same seed
+    gives the same world as before the image sources were shared with egg train-prior."""
+    from egg_cli.data.natural import natural_images
+
+    images = natural_images("bundled", 10, 16, np.random.default_rng(7))
+    np.testing.assert_array_equal(images, random_crops(load_photographs(None), 10, 16, np.random.default_rng(7)))
+
+
 def test_dead_leaves_and_mixed_banks_hold_the_world_images():
     dead = CropBank("dead_leaves", 96, 32, 1, seed=0)
     photos = CropBank("bundled", 96, 32, 1, seed=0)

@@ -136,18 +136,16 @@ def natural_images(
     rng: np.random.Generator,
     scale_range: tuple[float, float] = (0.25, 1.0),
     grayscale: bool = True,
-    flip: bool = False,
 ) -> np.ndarray:
     """``n`` natural images (n, C, size, size) float32 in [0, 1] from ``source``: ``bundled`` photograph
-    crops, ``dead_leaves`` images, ``mixed`` (half of each, in random order) or crops of a folder's images;
-    ``flip`` mirrors each photograph crop left-right with probability 1/2."""
+    crops, ``dead_leaves`` images, ``mixed`` (half of each, in random order) or crops of a folder's images."""
     from egg_cli.data.dead_leaves import dead_leaves
 
     channels = 1 if grayscale else 3
     if source == "dead_leaves":
         return dead_leaves(n, size, rng, channels)
     if source == "mixed":
-        photos = random_crops(load_photographs("bundled", grayscale), n // 2, size, rng, scale_range=scale_range, flip=flip)
+        photos = random_crops(load_photographs("bundled", grayscale), n // 2, size, rng, scale_range=scale_range)
         images = np.concatenate([photos, dead_leaves(n - n // 2, size, rng, channels)])
         return images[rng.permutation(n)]
-    return random_crops(load_photographs(source, grayscale), n, size, rng, scale_range=scale_range, flip=flip)
+    return random_crops(load_photographs(source, grayscale), n, size, rng, scale_range=scale_range)

@@ -40,7 +40,7 @@ class CropBank:
             raise EggError(f"data.scale_range={list(scale_range)}: expected 0 < low <= high <= 1 (fractions of the shorter side)")
         source = source if source in IMAGE_SOURCES else str(Path(source).expanduser())
         rng = np.random.default_rng(seed)
-        crops = natural_images(source, count, image_size, rng, (lo, hi), grayscale=channels == 1, flip=True)
+        crops = natural_images(source, count, image_size, rng, (lo, hi), grayscale=channels == 1)
         self.images = torch.from_numpy(np.round(crops * 255.0).astype(np.uint8))
 
     def __len__(self) -> int:
