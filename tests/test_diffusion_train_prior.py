@@ -43,9 +43,9 @@ def _images(folder: Path) -> Path:
     return folder
 
 
-def _train(out: Path, *overrides: str) -> subprocess.CompletedProcess:
+def _train(out: Path, *overrides: str, preset: list[str] = TINY) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*EGG, "train-prior", f"hydra.run.dir={out}", *TINY, *overrides],
+        [*EGG, "train-prior", f"hydra.run.dir={out}", *preset, *overrides],
         capture_output=True,
         text=True,
         timeout=600,
@@ -109,37 +109,29 @@ def test_train_prior_rejects_missing_image_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def _world_run(out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """A 2-step run of the shipped architecture (32x32 grayscale) on the V4-like world's images."""
-    small = [
-        "data.source=mixed",
-        "data.bank_size=32",
-        "data.heldout=8",
-        "training.steps=2",
-        "training.batch_size=8",
-        "log_every=1",
-        "sample_every=2",
-        "sample_count=2",
-        "sample_steps=4",
-        "calibration_crops=8",
-        "calibration_grid=4",
-        "progress=false",
-        "device=cpu",
-    ]
-    return subprocess.run(
-        [*EGG, "train-prior", f"hydra.run.dir={out}", *small, *overrides],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-    )
+# two steps of the shipped architecture (32x32 grayscale) on the V4-like world's images
+WORLD = [
+    "data.source=mixed",
+    "data.bank_size=32",
+    "data.heldout=8",
+    "training.steps=2",
+    "training.batch_size=8",
+    "log_every=1",
+    "sample_every=2",
+    "sample_count=2",
+    "sample_steps=4",
+    "calibration_crops=8",
+    "calibration_grid=4",
+    "progress=false",
+    "device=cpu",
+]
 
 
 @pytest.mark.slow
 def test_train_prior_fine_tunes_the_shipped_prior_on_world_images(tmp_path):
     tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"
     for out, init in ((tuned, "default"), (scratch, "none")):
-        proc = _world_run(out, f"init={init}")
+        proc = _train(out, f"init={init}", preset=WORLD)
         assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {out: list(csv.DictReader(open(out / "metrics.csv"))) for out in (tuned, scratch)}
     # the shipped weights already denoise; random weights do not (their first loss is several times higher)
@@ -152,7 +144,7 @@ def test_train_prior_fine_tunes_the_shipped_prior_on_world_images(tmp_path):
     assert prior["init"] == "default" and prior["data"]["source"] == "mixed"
 
     # an init prior of other flags is refused with one line naming the difference
-    proc = _world_run(tmp_path / "other", "init=default", "unet.num_channels=64")
+    proc = _train(tmp_path / "other", "init=default", "unet.num_channels=64", preset=WORLD)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("egg: error:")]
     assert len(errors) == 1 and "init=default" in errors[0] and "num_channels: 32 vs 64" in errors[0]

@@ -10,11 +10,26 @@ timesteps and interpolated to every timestep.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import torch
 
 from egg_cli.diffusion.gaussian import GaussianDiffusion
 from egg_cli.diffusion.schedules import space_timesteps
+
+
+def noisy_batches(
+    images: torch.Tensor, timesteps: Iterable[int], batch_size: int, seed: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For each timestep in order, the images in batches as ``(x0, noise, t)`` on ``device``, the noise
+    drawn on the CPU from one generator seeded with ``seed`` (so results do not depend on the device)."""
+    g = torch.Generator().manual_seed(seed)
+    for t_value in timesteps:
+        for start in range(0, len(images), batch_size):
+            x0 = images[start : start + batch_size].to(device)
+            noise = torch.randn(x0.shape, generator=g).to(device)
+            yield x0, noise, torch.full((len(x0),), t_value, dtype=torch.long, device=device)
 
 
 @torch.no_grad()
@@ -31,22 +46,16 @@ def x0_mse_table(
     capped at the images' variance (the error of predicting the mean)."""
     if diffusion.num_timesteps != diffusion.original_num_steps:
         raise ValueError("x0_mse_table needs the unrespaced diffusion")
-    g = torch.Generator().manual_seed(seed)
     points = space_timesteps(diffusion.num_timesteps, grid)
     device = next(model.parameters()).device
-    errors = []
-    for t_value in points:
-        total, count = 0.0, 0
-        for start in range(0, len(images), batch_size):
-            x0 = images[start : start + batch_size].to(device)
-            noise = torch.randn(x0.shape, generator=g).to(device)
-            t = torch.full((len(x0),), t_value, dtype=torch.long, device=device)
-            x_t = diffusion.q_sample(x0, t, noise)
-            out = model(x_t, diffusion.model_timesteps(t)).float()
-            pred = diffusion.pred_xstart(out[:, : x0.shape[1]], x_t, t)
-            total += (pred - x0).pow(2).sum().item()
-            count += x0.numel()
-        errors.append(total / count)
+    totals, counts = dict.fromkeys(points, 0.0), dict.fromkeys(points, 0)
+    for x0, noise, t in noisy_batches(images, points, batch_size, seed, device):
+        x_t = diffusion.q_sample(x0, t, noise)
+        out = model(x_t, diffusion.model_timesteps(t)).float()
+        pred = diffusion.pred_xstart(out[:, : x0.shape[1]], x_t, t)
+        totals[int(t[0])] += (pred - x0).pow(2).sum().item()
+        counts[int(t[0])] += x0.numel()
+    errors = [totals[p] / counts[p] for p in points]
     table = np.interp(np.arange(diffusion.num_timesteps), points, errors)
     return np.minimum(table, images.double().var().item())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from egg_cli.diffusion.calibration import noisy_batches
 from egg_cli.diffusion.gaussian import GaussianDiffusion
 from egg_cli.diffusion.schedules import space_timesteps
 
@@ -31,7 +32,6 @@ def denoising_loss(
     spaced timesteps of the unrespaced ``diffusion``; noise from ``seed``."""
     if diffusion.num_timesteps != diffusion.original_num_steps:
         raise ValueError("denoising_loss needs the unrespaced diffusion")
-    g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     loss, x0_error, count = 0.0, 0.0, 0
     seen: dict[str, torch.Tensor] = {}
@@ -41,13 +41,10 @@ def denoising_loss(
         seen["x_t"], seen["out"] = x_t, model(x_t, ts)
         return seen["out"]
 
-    for t_value in sorted(space_timesteps(diffusion.num_timesteps, str(timesteps))):
-        for start in range(0, len(images), batch_size):
-            x0 = images[start : start + batch_size].to(device)
-            noise = torch.randn(x0.shape, generator=g).to(device)
-            t = torch.full((len(x0),), t_value, dtype=torch.long, device=device)
-            loss += diffusion.training_losses(denoiser, x0, t, noise, weighting, min_snr_gamma)["loss"].sum().item()
-            pred = diffusion.pred_xstart(seen["out"].float()[:, : x0.shape[1]], seen["x_t"], t)
-            x0_error += (pred - x0).pow(2).mean(dim=(1, 2, 3)).sum().item()
-            count += len(x0)
+    points = sorted(space_timesteps(diffusion.num_timesteps, str(timesteps)))
+    for x0, noise, t in noisy_batches(images, points, batch_size, seed, device):
+        loss += diffusion.training_losses(denoiser, x0, t, noise, weighting, min_snr_gamma)["loss"].sum().item()
+        pred = diffusion.pred_xstart(seen["out"].float()[:, : x0.shape[1]], seen["x_t"], t)
+        x0_error += (pred - x0).pow(2).mean(dim=(1, 2, 3)).sum().item()
+        count += len(x0)
     return {"loss": loss / count, "x0_mse": x0_error / count}
