@@ -21,10 +21,20 @@ done
 
 step "installing $(basename "$wheel") into a fresh virtual environment"
 "$PY" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-"$work/venv/bin/python" -m pip install --quiet "$wheel[all]"   # fmri (egg rsm) and cmaes extras
+# torch and torchvision (with their CUDA libraries about 5.5 GB) are shared with the building
+# environment through symlinks rather than installed a second time, which a small disk cannot hold;
+# every other dependency is resolved and installed from the wheel's own metadata. Where the building
+# environment has no torch, the pinned pair is installed into the fresh one.
+site=$("$work/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+if "$PY" "$repo/scripts/link_torch.py" "$work/torch"; then
+    echo "$work/torch" > "$site/egg_smoke_torch.pth"
+else
+    "$work/venv/bin/python" -m pip install --quiet --no-cache-dir torch==2.14.1 torchvision==0.29.1
+fi
+"$work/venv/bin/python" -m pip install --quiet --no-cache-dir "$wheel[all]"   # fmri (egg rsm) and cmaes extras
 egg=$work/venv/bin/egg
 mkdir -p "$work/run" && cd "$work/run"   # nothing of the repository is reachable from here
+"$work/venv/bin/python" -c "import egg_cli, sys; sys.exit(egg_cli.__file__.startswith('$repo/'))"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 step "egg --version / --help"
