@@ -222,6 +222,9 @@ def test_task_driven_core_errors_name_the_problem(tmp_path):
 
 def test_task_driven_pretrained_offline_fails_in_one_line_naming_the_weights_file_alternative(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable once, at import: when an earlier test imported it, only
+    # its constant makes the download fail at once instead of after network retries (47 s here)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(EggError) as err:
         TaskDrivenCore(model_name="resnet18", layer="layer2", pretrained=True)
     message = str(err.value)
