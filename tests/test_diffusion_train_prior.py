@@ -26,6 +26,9 @@ TINY = [
     "sample_every=3",
     "sample_count=4",
     "sample_steps=4",
+    "data.heldout=8",
+    "calibration_crops=8",
+    "calibration_grid=4",
     "progress=false",
     "device=cpu",
 ]
