@@ -34,7 +34,8 @@ fi
 "$work/venv/bin/python" -m pip install --quiet --no-cache-dir "$wheel[all]"   # fmri (egg rsm) and cmaes extras
 egg=$work/venv/bin/egg
 mkdir -p "$work/run" && cd "$work/run"   # nothing of the repository is reachable from here
-"$work/venv/bin/python" -c "import egg_cli, sys; sys.exit(egg_cli.__file__.startswith('$repo/'))"
+"$work/venv/bin/python" -c "import egg_cli, sys; sys.exit(egg_cli.__file__.startswith('$repo/'))" \
+    || { echo "wheel smoke: egg_cli is imported from the checkout $repo, not from the installed wheel" >&2; exit 1; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 step "egg --version / --help"

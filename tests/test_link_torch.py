@@ -11,8 +11,12 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "link_torch.py"
 
 
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def linked_distributions(folder: Path) -> set[str]:
-    return {re.sub(r"[-_.]+", "-", p.name.split("-", 1)[0]).lower() for p in folder.glob("*.dist-info")}
+    return {normalized(p.name.split("-", 1)[0]) for p in folder.glob("*.dist-info")}
 
 
 def test_link_torch_links_torch_and_the_distributions_it_requires_with_their_extras(tmp_path):
@@ -22,9 +26,10 @@ def test_link_torch_links_torch_and_the_distributions_it_requires_with_their_ext
     assert (out / "torch").resolve() == Path(torch.__file__).parent.resolve()
     linked = linked_distributions(out)
     assert {"torch", "torchvision", "numpy", "pillow"} <= linked
+    installed = {normalized(d.metadata["Name"]) for d in metadata.distributions()}
     for requirement in metadata.distribution("torch").requires:
-        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower().replace("_", "-")
-        if "extra ==" not in requirement and name in {d.metadata["Name"].lower() for d in metadata.distributions()}:
+        name = normalized(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))
+        if "extra ==" not in requirement and name in installed:
             assert name in linked, name
     if "cuda-toolkit" in linked:  # torch's CUDA build asks for cuda-toolkit[cublas,...]: the extras' wheels come too
         assert "nvidia-cublas" in linked
